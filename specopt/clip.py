@@ -1,0 +1,62 @@
+"""Gradient clipping as an optimizer step pre-hook, so a plain ``optimizer.step()`` clips."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+
+class Clipper:
+    """Clips the gradients of one optimizer's parameters by total norm or by value.
+
+    Attached to an optimizer, it runs before every ``optimizer.step()``. It can
+    also be called on its own. ``last_norm`` keeps the total gradient norm
+    measured by the most recent call (a tensor, so reading it never forces a
+    device sync until you convert it).
+    """
+
+    def __init__(self, params: Sequence[torch.Tensor], mode: str, max_value: float,
+                 norm_type: float | None):
+        self.params = list(params)
+        self.mode = mode
+        self.max_value = float(max_value)
+        self.norm_type = norm_type
+        self.last_norm: torch.Tensor | None = None
+        self._handle = None
+
+    def __call__(self) -> torch.Tensor | None:
+        """Clip now; return the total norm before clipping (``None`` when clipping by value)."""
+        if self.norm_type is None:
+            torch.nn.utils.clip_grad_value_(self.params, self.max_value)
+            return None
+        self.last_norm = torch.nn.utils.clip_grad_norm_(self.params, self.max_value, self.norm_type)
+        return self.last_norm
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> "Clipper":
+        """Run before every ``optimizer.step()`` from now on."""
+        self.detach()
+        self._handle = optimizer.register_step_pre_hook(self._pre_step)
+        return self
+
+    def _pre_step(self, optimizer, args, kwargs) -> None:
+        self()
+
+    def detach(self) -> None:
+        """Stop running on ``optimizer.step()``; calling the clipper by hand still works."""
+        if self._handle is not None:
+            self._handle.remove()
+            self._handle = None
+
+    @property
+    def attached(self) -> bool:
+        """Whether the clipper runs on every ``optimizer.step()``."""
+        return self._handle is not None
+
+    def describe(self) -> str:
+        """One line saying what is clipped and how."""
+        if self.norm_type is None:
+            return f"value: every gradient element clamped to [-{self.max_value:g}, {self.max_value:g}]"
+        p = "inf" if math.isinf(self.norm_type) else f"{self.norm_type:g}"
+        return f"l{p} norm: total gradient norm scaled down to at most {self.max_value:g}"

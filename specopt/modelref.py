@@ -1,0 +1,87 @@
+"""Model references on the command line: ``pkg.mod:Net``, ``path/to/file.py:Net``, ``mod:make(3, width=64)``."""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+from .diagnostics import did_you_mean
+
+
+class ModelRefError(Exception):
+    """A model reference that cannot be loaded; the message says why."""
+
+
+def load_model(ref: str) -> Any:
+    """Import and build the model a reference names; classes and factories are called."""
+    target, call = _split(ref)
+    module_part, _, attr = target.rpartition(":")
+    if not module_part or not attr:
+        raise ModelRefError(f"'{ref}' is not MODULE:NAME or FILE.py:NAME (e.g. mypkg.models:Net)")
+    obj = _attribute(_import(module_part), attr, ref)
+    if call is None and _is_module_instance(obj):
+        return obj
+    if not callable(obj):
+        raise ModelRefError(f"{ref} is neither a model, a model class nor a factory")
+    args, kwargs = call if call is not None else ((), {})
+    try:
+        return obj(*args, **kwargs)
+    except Exception as exc:
+        raise ModelRefError(f"building the model {ref} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _split(ref: str) -> tuple[str, tuple[tuple, dict] | None]:
+    if not ref.endswith(")") or "(" not in ref:
+        return ref, None
+    head = ref[:ref.index("(")]
+    try:
+        node = ast.parse("f" + ref[ref.index("("):], mode="eval").body
+        args = tuple(ast.literal_eval(a) for a in node.args)
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+    except (SyntaxError, ValueError) as exc:
+        raise ModelRefError(f"the arguments in '{ref}' must be Python literals ({exc})") from None
+    return head, (args, kwargs)
+
+
+def _import(module_part: str):
+    if module_part.endswith(".py"):
+        path = Path(module_part)
+        if not path.is_file():
+            raise ModelRefError(f"no such file: {module_part}")
+        name = f"specopt_user_{path.stem}"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        _run(lambda: spec.loader.exec_module(module), module_part)
+        return module
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, "")
+    return _run(lambda: importlib.import_module(module_part), module_part)
+
+
+def _run(action, what: str):
+    try:
+        return action()
+    except ModuleNotFoundError as exc:
+        raise ModelRefError(f"cannot import {what}: {exc}") from None
+    except Exception as exc:
+        raise ModelRefError(f"importing {what} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _attribute(module, attr: str, ref: str) -> Any:
+    obj = module
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            names = [n for n in dir(module) if not n.startswith("_")]
+            hint = did_you_mean(part, names)
+            raise ModelRefError(f"{ref}: no '{part}' in {module.__name__}" + (f"; {hint}" if hint else ""))
+        obj = getattr(obj, part)
+    return obj
+
+
+def _is_module_instance(obj: Any) -> bool:
+    return hasattr(obj, "named_parameters") and not isinstance(obj, type)

@@ -1,0 +1,248 @@
+"""Parse: spec text → Lark parse trees → plan nodes, with every syntax error collected.
+
+The grammar (``grammar/specopt.lark``) is loaded once into a cached LALR parser
+with positions. Statements are separated by newlines and ``;`` (outside
+comments), so the text is cut into statements and each is parsed on its own:
+one bad statement is reported without hiding the errors of the others. Lark's
+exceptions are turned into diagnostics here, at this one boundary.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from .diagnostics import Diagnostic, Source, Span, SpecError, did_you_mean
+from .plan import (ClipStatement, FreezeStatement, GroupStatement, OptimizerStatement, Option, Plan,
+                   Relative, Selector, StepStatement, Term)
+from .registry import STATEMENTS, UNITS
+
+MAX_SOURCE_CHARS = 1_000_000
+
+
+def grammar_text() -> str:
+    """Return the grammar: packaged inside the wheel, or at ``grammar/`` in a source checkout."""
+    packaged = resources.files("specopt").joinpath("grammar", "specopt.lark")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    checkout = Path(__file__).resolve().parent.parent / "grammar" / "specopt.lark"
+    if checkout.is_file():
+        return checkout.read_text(encoding="utf-8")
+    raise FileNotFoundError("specopt's grammar file is missing from this installation")
+
+
+@lru_cache(maxsize=1)
+def parser() -> Lark:
+    """The cached LALR parser for the spec grammar."""
+    return Lark(grammar_text(), start="file", parser="lalr", lexer="contextual",
+                propagate_positions=True, maybe_placeholders=False)
+
+
+def parse_text(text: str, name: str = "<string>") -> tuple[Plan, Source]:
+    """Parse spec text into a validated plan; raise :class:`SpecError` with every problem found."""
+    source = Source(text, name)
+    if len(text) > MAX_SOURCE_CHARS:
+        raise SpecError([Diagnostic("E102", f"spec is too large ({len(text)} characters; the limit "
+                                    f"is {MAX_SOURCE_CHARS})", Span(start=0, end=0))], source)
+    statements, diags = [], []
+    for start, chunk in split_statements(text):
+        try:
+            statements += _parse_chunk(chunk, start)
+        except UnexpectedInput as exc:
+            diags.append(_syntax_diagnostic(exc, chunk, start))
+        except _NodeError as exc:
+            diags.append(exc.diagnostic)
+    try:
+        plan = Plan(statements=tuple(statements), span=Span(start=0, end=len(text)))
+    except SpecError as exc:
+        diags += exc.diagnostics
+        plan = None
+    if diags:
+        raise SpecError(diags, source)
+    return plan, source
+
+
+def split_statements(text: str) -> list[tuple[int, str]]:
+    """Cut text into ``(offset, statement_text)`` pieces at newlines and at ``;`` outside comments."""
+    pieces, offset = [], 0
+    for line in text.split("\n"):
+        code_end = line.find("#")
+        code = line if code_end < 0 else line[:code_end]
+        pos = 0
+        for part in code.split(";"):
+            if part.strip():
+                pieces.append((offset + pos, part))
+            pos += len(part) + 1
+        offset += len(line) + 1
+    return pieces
+
+
+def _parse_chunk(chunk: str, start: int) -> list:
+    tree = parser().parse(chunk)
+    try:
+        return _ToPlan(start).transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, _NodeError):
+            raise exc.orig_exc from None
+        raise
+
+
+class _NodeError(Exception):
+    def __init__(self, diagnostic: Diagnostic):
+        self.diagnostic = diagnostic
+
+
+def _syntax_diagnostic(exc: UnexpectedInput, chunk: str, start: int) -> Diagnostic:
+    pos = _error_pos(exc, chunk)
+    word = _word_at(chunk, pos)
+    lead = len(chunk) - len(chunk.lstrip())
+    if pos == lead and word and word not in STATEMENTS:
+        return Diagnostic("E101", f"unknown statement '{word}'", Span(start=start + pos, end=start + pos + len(word)),
+                          did_you_mean(word, STATEMENTS) or "statements: " + ", ".join(STATEMENTS))
+    found = f"'{word}'" if word else ("end of statement" if pos >= len(chunk.rstrip()) else f"'{chunk[pos]}'")
+    expected = _expected_words(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())
+    message = f"unexpected {found}" + (f", expected {expected}" if expected else "")
+    keyword = chunk.split()[0]
+    hint = f"the form is: {STATEMENTS[keyword].syntax}" if keyword in STATEMENTS else None
+    return Diagnostic("E100", message, Span(start=start + pos, end=start + pos + max(1, len(word))), hint)
+
+
+def _error_pos(exc: UnexpectedInput, chunk: str) -> int:
+    token = getattr(exc, "token", None)
+    if isinstance(exc, UnexpectedEOF) or (token is not None and token.type == "$END"):
+        return len(chunk.rstrip())
+    if token is not None and token.start_pos is not None:
+        return token.start_pos
+    return exc.pos_in_stream if exc.pos_in_stream is not None else len(chunk.rstrip())
+
+
+_EXPECTED = {
+    "SELECTOR": "a selector", "NDIM": "a selector", "KEY": "key=value", "NAME": "a name",
+    "NUMBER": "a number", "INT": "a whole number", "FACTOR": "a factor like x0.1",
+    "_EVERY": "'every'", "UNIT": "'epochs' or 'steps'", "EQUAL": "'='", "LPAR": "'('",
+    "RPAR": "')'", "COMMA": "','", "STRING": "a quoted string", "LABEL": "a group name",
+}
+
+
+def _expected_words(names) -> str:
+    words = sorted({_EXPECTED[n] for n in names if n in _EXPECTED})
+    return " or ".join(words)
+
+
+def _word_at(chunk: str, pos: int) -> str:
+    end = pos
+    while end < len(chunk) and not chunk[end].isspace() and chunk[end] not in ";#=()":
+        end += 1
+    return chunk[pos:end]
+
+
+def _span(start: int, item) -> Span:
+    if isinstance(item, Token):
+        return Span(start=start + item.start_pos, end=start + item.end_pos)
+    return Span(start=start + item.meta.start_pos, end=start + item.meta.end_pos)
+
+
+@v_args(meta=True)
+class _ToPlan(Transformer):
+    """Map each grammar rule to a plan node; spans are shifted by the statement's offset."""
+
+    def __init__(self, offset: int):
+        super().__init__()
+        self.offset = offset
+
+    def _at(self, meta) -> Span:
+        return Span(start=self.offset + meta.start_pos, end=self.offset + meta.end_pos)
+
+    def file(self, meta, children):
+        return list(children)
+
+    def optimizer_stmt(self, meta, children):
+        name, *options = children
+        return OptimizerStatement(name=str(name), name_span=_span(self.offset, name),
+                                  options=tuple(options), span=self._at(meta))
+
+    def freeze_stmt(self, meta, children):
+        return FreezeStatement(kind="freeze", selectors=tuple(children[0]), span=self._at(meta))
+
+    def unfreeze_stmt(self, meta, children):
+        return FreezeStatement(kind="unfreeze", selectors=tuple(children[0]), span=self._at(meta))
+
+    def group_stmt(self, meta, children):
+        label = children[0][:-1] if isinstance(children[0], Token) and children[0].type == "LABEL" else None
+        rest = children[1:] if label is not None else children
+        return GroupStatement(name=label, selectors=tuple(rest[0]), options=tuple(rest[1:]),
+                              span=self._at(meta))
+
+    def clip_stmt(self, meta, children):
+        mode, value = children
+        return ClipStatement(mode=str(mode), max=float(value), span=self._at(meta))
+
+    def step_stmt(self, meta, children):
+        every, *unit, factor = children
+        return StepStatement(every=int(every), unit=UNITS[str(unit[0])] if unit else "epoch",
+                             gamma=float(str(factor)[1:]), span=self._at(meta))
+
+    def selectors(self, meta, children):
+        return list(children)
+
+    def term(self, meta, children):
+        return Term(atoms=tuple(children), span=self._at(meta))
+
+    def atom(self, meta, children):
+        flags = {t.type for t in children[:-1]}
+        token = children[-1]
+        kind, pattern, anchored = _selector_parts(token)
+        return Selector(kind=kind, pattern=pattern, anchored=anchored, negated="NOT" in flags,
+                        optional="MAYBE" in flags, span=self._at(meta))
+
+    def option(self, meta, children):
+        key, (value, value_meta) = children
+        return Option(key=str(key), value=value, span=_span(self.offset, key),
+                      value_span=self._at(value_meta) if value_meta else None)
+
+    def number(self, meta, children):
+        text = str(children[0])
+        value = float(text) if any(c in text for c in ".eE") else int(text)
+        return value, meta
+
+    def factor(self, meta, children):
+        return Relative(factor=float(str(children[0])[1:]), span=self._at(meta)), meta
+
+    def string(self, meta, children):
+        return str(children[0])[1:-1], meta
+
+    def word(self, meta, children):
+        return _word_value(str(children[0]), self._at(meta)), meta
+
+    def tuple(self, meta, children):
+        if any(isinstance(value, (tuple, Relative)) for value, _ in children):
+            raise _NodeError(Diagnostic("E103", "tuples hold plain values only", self._at(meta),
+                                        "write numbers, true, false, none or strings inside (...)"))
+        return tuple(value for value, _ in children), meta
+
+
+_WORDS = {"true": True, "false": False, "none": None, "inf": math.inf, "nan": math.nan}
+
+
+def _word_value(word: str, span: Span):
+    if word.lower() in _WORDS:
+        return _WORDS[word.lower()]
+    raise _NodeError(Diagnostic("E103", f"unknown value '{word}'", span,
+                                "values are numbers, true, false, none, tuples (a, b) or quoted strings"))
+
+
+def _selector_parts(token: Token) -> tuple[str, str, bool]:
+    text = str(token)
+    if token.type == "NDIM":
+        return "ndim", text[4:], False
+    if text.startswith("@"):
+        return "class", text[1:], False
+    if text.startswith("^"):
+        return "name", text[1:], True
+    return "name", text, False
+

@@ -1,0 +1,117 @@
+"""Reports of a resolution: the text the CLI prints and the JSON assignment."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .diagnostics import Source
+from .resolve import Origin, ParamAssignment, Resolution, Setting
+
+NAMES_SHOWN = 8
+
+
+def format_value(value: Any) -> str:
+    """Format a hyperparameter value the way a spec would write it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, float):
+        return "inf" if math.isinf(value) else f"{value:g}"
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(format_value(v) for v in value) + ")"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return str(value)
+
+
+def text_report(resolution: Resolution, clip: str | None, schedule: str | None) -> str:
+    """The human-readable compile report: optimizer, param groups, frozen parameters, clip, schedule."""
+    info = resolution.optimizer
+    lines = [f"optimizer  {info.name} ({info.target})",
+             "           " + _settings_line({k: s.value for k, s in resolution.base.items()}), ""]
+    lines.append(f"param groups: {len(resolution.groups)}")
+    by_name = {p.info.name: p for p in resolution.params}
+    for i, group in enumerate(resolution.groups):
+        members = [by_name[n] for n in group.params]
+        lines.append(f"  [{i}] {group.name}  {len(members)} tensors, {_count(members)} elements")
+        lines.append("      " + _settings_line(group.settings))
+        lines += _names(group.params)
+    frozen = [p for p in resolution.params if p.frozen]
+    lines += ["", f"frozen: {len(frozen)} tensors, {_count(frozen)} elements"]
+    lines += [f"      {p.info.name}  (by {p.frozen_by.label})" for p in frozen[:NAMES_SHOWN]]
+    if len(frozen) > NAMES_SHOWN:
+        lines.append(f"      ... and {len(frozen) - NAMES_SHOWN} more")
+    lines += ["", f"clip       {clip or 'none'}", f"schedule   {schedule or 'none'}"]
+    return "\n".join(lines)
+
+
+def _settings_line(settings) -> str:
+    return " ".join(f"{k}={format_value(v)}" for k, v in settings.items())
+
+
+def _count(params: list[ParamAssignment]) -> str:
+    return f"{sum(p.info.numel for p in params):,}"
+
+
+def _names(names: tuple[str, ...]) -> list[str]:
+    out = [f"      {n}" for n in names[:NAMES_SHOWN]]
+    if len(names) > NAMES_SHOWN:
+        out.append(f"      ... and {len(names) - NAMES_SHOWN} more")
+    return out
+
+
+def describe_schedule(resolution: Resolution) -> str | None:
+    """One line describing the LR schedule and how often to call ``scheduler.step()``."""
+    stmt = resolution.plan.schedule
+    if stmt is None:
+        return None
+    unit = stmt.unit + ("s" if stmt.every != 1 else "")
+    return (f"StepLR: lr x{stmt.gamma:g} every {stmt.every} {unit}; "
+            f"call scheduler.step() once per {stmt.unit}")
+
+
+def assignment_json(resolution: Resolution, source: Source | None) -> dict[str, Any]:
+    """The resolved per-parameter assignment as JSON-ready data."""
+    info = resolution.optimizer
+    return {
+        "spec": source.name if source else None,
+        "optimizer": {"name": info.name, "target": info.target,
+                      "base": {k: _setting(s, source) for k, s in resolution.base.items()}},
+        "groups": [{"name": g.name, "settings": _jsonable(dict(g.settings)), "params": list(g.params)}
+                   for g in resolution.groups],
+        "params": [_param(p, source) for p in resolution.params],
+        "warnings": [d.to_json(source) for d in resolution.warnings],
+    }
+
+
+def _param(p: ParamAssignment, source: Source | None) -> dict[str, Any]:
+    return {
+        "name": p.info.name, "aliases": list(p.info.aliases), "shape": list(p.info.shape),
+        "numel": p.info.numel, "frozen": p.frozen, "frozen_by": _origin(p.frozen_by, source),
+        "group": p.group, "settings": {k: _setting(s, source) for k, s in p.settings.items()},
+    }
+
+
+def _setting(s: Setting, source: Source | None) -> dict[str, Any]:
+    return {"value": _jsonable(s.value), "set_by": _origin(s.origin, source)}
+
+
+def _origin(o: Origin | None, source: Source | None) -> dict[str, Any] | None:
+    if o is None:
+        return None
+    out: dict[str, Any] = {"statement": o.index, "kind": o.kind, "label": o.label}
+    if source is not None and o.span is not None:
+        out["line"], out["column"] = source.line_col(o.span.start)
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value

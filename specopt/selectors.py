@@ -1,0 +1,250 @@
+"""Selector matching: globs over dot-separated names, without regular expressions.
+
+A name pattern is a sequence of segments separated by dots. Inside a segment,
+``*`` matches any run of characters, ``?`` one character, ``[abc]`` / ``[!abc]``
+/ ``[a-z]`` one character of a set, and ``{a,b}`` one of several alternatives.
+A segment that is exactly ``**`` matches any number of whole segments.
+
+Matching is a small NFA over segments, and each segment test is a two-pointer
+wildcard match, so time stays polynomial (O(pattern x name)) for any pattern;
+no pattern can trigger backtracking blow-up. Segment results are cached, since
+the same segment strings (``weight``, ``0``, ``layers``) repeat across a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+STAR2 = "**"
+_MAX_ALTERNATIVES = 64
+
+
+@dataclass(frozen=True)
+class _Class:
+    """A bracket expression: one character from a set (or outside it, when negated)."""
+
+    items: tuple[tuple[str, str], ...]
+    negated: bool
+
+    def matches(self, ch: str) -> bool:
+        inside = any(lo <= ch <= hi for lo, hi in self.items)
+        return inside != self.negated
+
+
+Token = str | _Class  # a literal character, "*", "?" or a bracket class
+
+
+def selector_problems(kind: str, pattern: str) -> list[tuple[str, str | None]]:
+    """Return ``(problem, hint)`` pairs for a selector pattern that cannot be matched."""
+    if kind == "ndim":
+        return []
+    if not pattern:
+        return [("empty pattern", None)]
+    segments = pattern.split(".") if kind == "name" else [pattern]
+    problems = []
+    for seg in segments:
+        problems += _segment_problems(seg, kind)
+    return problems
+
+
+def _segment_problems(seg: str, kind: str) -> list[tuple[str, str | None]]:
+    if seg == "":
+        return [("empty segment (two dots in a row, or a leading or trailing dot)", None)]
+    if "**" in seg and seg != STAR2:
+        return [("'**' must be a whole segment", "write a.**.b, or use '*' inside a segment")]
+    if seg == STAR2:
+        return [] if kind == "name" else [("'**' is not allowed in a class selector", "use '*'")]
+    try:
+        alternatives = _expand_braces(seg)
+    except ValueError as exc:
+        return [(str(exc), None)]
+    for alt in alternatives:
+        if "," in alt:
+            return [("',' outside braces", "separate selectors with spaces, or write {a,b}")]
+        try:
+            _tokens(alt)
+        except ValueError as exc:
+            return [(str(exc), None)]
+    return []
+
+
+def _expand_braces(seg: str) -> list[str]:
+    """Expand ``{a,b}`` alternatives (nestable) into plain globs."""
+    start = seg.find("{")
+    if start < 0:
+        if "}" in seg:
+            raise ValueError("'}' without '{'")
+        return [seg]
+    depth, end = 0, -1
+    for i in range(start, len(seg)):
+        depth += {"{": 1, "}": -1}.get(seg[i], 0)
+        if depth == 0:
+            end = i
+            break
+    if end < 0:
+        raise ValueError("'{' without '}'")
+    out = []
+    for choice in _split_top(seg[start + 1:end]):
+        out += _expand_braces(seg[:start] + choice + seg[end + 1:])
+        if len(out) > _MAX_ALTERNATIVES:
+            raise ValueError(f"more than {_MAX_ALTERNATIVES} brace alternatives")
+    return out
+
+
+def _split_top(body: str) -> list[str]:
+    parts, depth, cur = [], 0, ""
+    for ch in body:
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+            continue
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        cur += ch
+    return parts + [cur]
+
+
+def _tokens(glob: str) -> tuple[Token, ...]:
+    """Tokenise one brace-free glob segment; raises ``ValueError`` on an unclosed ``[``."""
+    out: list[Token] = []
+    i = 0
+    while i < len(glob):
+        ch = glob[i]
+        if ch == "[":
+            cls, i = _bracket(glob, i)
+            out.append(cls)
+            continue
+        if ch == "]":
+            raise ValueError("']' without '['")
+        if not (ch == "*" and out and out[-1] == "*"):
+            out.append(ch)
+        i += 1
+    return tuple(out)
+
+
+def _bracket(glob: str, i: int) -> tuple[_Class, int]:
+    close = glob.find("]", i + 2)
+    if close < 0:
+        raise ValueError("'[' without ']'")
+    body = glob[i + 1:close]
+    negated = body.startswith("!") or body.startswith("^")
+    body = body[1:] if negated else body
+    items, j = [], 0
+    while j < len(body):
+        if j + 2 < len(body) and body[j + 1] == "-":
+            items.append((body[j], body[j + 2]))
+            j += 3
+        else:
+            items.append((body[j], body[j]))
+            j += 1
+    return _Class(tuple(items), negated), close + 1
+
+
+def _match_tokens(tokens: tuple[Token, ...], text: str) -> bool:
+    """Wildcard match with single-star backtracking: O(len(tokens) * len(text)) at worst."""
+    t = s = 0
+    star_t, star_s = -1, 0
+    while s < len(text):
+        tok = tokens[t] if t < len(tokens) else None
+        if tok == "*":
+            star_t, star_s = t, s
+            t += 1
+        elif tok is not None and (tok == "?" or tok == text[s]
+                                  or (isinstance(tok, _Class) and tok.matches(text[s]))):
+            t += 1
+            s += 1
+        elif star_t >= 0:
+            t, star_s = star_t + 1, star_s + 1
+            s = star_s
+        else:
+            return False
+    return all(tok == "*" for tok in tokens[t:])
+
+
+class SegmentGlob:
+    """One segment pattern (braces expanded), matched against one name segment."""
+
+    def __init__(self, glob: str):
+        self.glob = glob
+        self._alternatives = tuple(_tokens(alt) for alt in _expand_braces(glob))
+        self._literal = glob if all(isinstance(t, str) and t not in "*?" for alt in
+                                    self._alternatives for t in alt) and len(self._alternatives) == 1 else None
+
+    def matches(self, segment: str) -> bool:
+        """Whether this glob matches the whole segment."""
+        if self._literal is not None:
+            return segment == self._literal
+        return any(_match_tokens(alt, segment) for alt in self._alternatives)
+
+
+class NamePattern:
+    """A compiled name selector: an NFA over segments, with ``**`` as a loop."""
+
+    def __init__(self, pattern: str, anchored: bool):
+        parts = pattern.split(".")
+        elems: list[str | SegmentGlob] = [STAR2 if p == STAR2 else SegmentGlob(p) for p in parts]
+        if not anchored:
+            elems.insert(0, STAR2)
+        elems.append(STAR2)  # a module selects its whole subtree
+        self.pattern = pattern
+        self.anchored = anchored
+        self._elems = tuple(elems)
+        self.start = self._closure(frozenset({0}))
+
+    def _closure(self, states: frozenset[int]) -> frozenset[int]:
+        out = set(states)
+        for i in sorted(states):
+            j = i
+            while j < len(self._elems) and self._elems[j] == STAR2:
+                j += 1
+                out.add(j)
+        return frozenset(out)
+
+    def advance(self, states: frozenset[int], segment: str) -> frozenset[int]:
+        """The NFA states after reading one more segment (empty when no match is possible)."""
+        return _advance(self, states, segment)
+
+    def accepts(self, states: frozenset[int]) -> bool:
+        """Whether the states reached so far mean a match."""
+        return len(self._elems) in states
+
+    def matches(self, name: str) -> bool:
+        """Whether this selector selects the parameter (or module) called ``name``."""
+        states = self.start
+        for seg in name.split("."):
+            states = self.advance(states, seg)
+            if not states:
+                return False
+        return self.accepts(states)
+
+
+@lru_cache(maxsize=1 << 16)
+def _advance(pat: NamePattern, states: frozenset[int], segment: str) -> frozenset[int]:
+    nxt = set()
+    for i in states:
+        if i == len(pat._elems):
+            continue
+        elem = pat._elems[i]
+        if elem == STAR2:
+            nxt.add(i)
+        elif _segment_matches(elem, segment):
+            nxt.add(i + 1)
+    return pat._closure(frozenset(nxt)) if nxt else frozenset()
+
+
+@lru_cache(maxsize=1 << 16)
+def _segment_matches(glob: SegmentGlob, segment: str) -> bool:
+    return glob.matches(segment)
+
+
+def class_glob(pattern: str) -> SegmentGlob:
+    """Compile a module-class pattern (``@*Norm*``); dots are literal characters here."""
+    return SegmentGlob(pattern)
+
+
+def ndim_test(pattern: str):
+    """Return a predicate on tensor rank for an ``ndim`` selector body such as ``<2`` or ``==1``."""
+    op = pattern.rstrip("0123456789")
+    n = int(pattern[len(op):])
+    return {"<": lambda d: d < n, "<=": lambda d: d <= n, ">": lambda d: d > n,
+            ">=": lambda d: d >= n, "==": lambda d: d == n, "!=": lambda d: d != n}[op]
