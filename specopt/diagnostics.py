@@ -100,7 +100,7 @@ class SpecError(Exception):
     """Raised when a spec has errors; carries every diagnostic found, with their source."""
 
     def __init__(self, diagnostics: Sequence[Diagnostic], source: Source | None = None):
-        self.diagnostics = tuple(diagnostics)
+        self.diagnostics = tuple(sorted(diagnostics, key=_order))
         self.source = source
         super().__init__(self.render())
 

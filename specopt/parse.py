@@ -109,6 +109,8 @@ def _syntax_diagnostic(exc: UnexpectedInput, chunk: str, start: int) -> Diagnost
     message = f"unexpected {found}" + (f", expected {expected}" if expected else "")
     keyword = chunk.split()[0]
     hint = f"the form is: {STATEMENTS[keyword].syntax}" if keyword in STATEMENTS else None
+    if chunk[pos:pos + 1] == "=" and keyword == "group":
+        hint = "a group names its selectors before key=value, e.g. group head.* lr=1e-3"
     return Diagnostic("E100", message, Span(start=start + pos, end=start + pos + max(1, len(word))), hint)
 
 

@@ -1,0 +1,26 @@
+"""Shared fixtures: the seed article's model and hypothesis profiles."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_SPEC = ROOT / "examples" / "seed.opt"
+sys.path.insert(0, str(ROOT / "examples"))
+
+settings.register_profile("ci", max_examples=60, deadline=None)
+settings.register_profile("long", max_examples=2000, deadline=None)
+settings.load_profile(os.environ.get("SPECOPT_HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def seed_model():
+    """A fresh instance of the seed article's network (``cnn.VGG_16.convolution1_1.weight``, ...)."""
+    from seed_model import Network
+
+    return Network()

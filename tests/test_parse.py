@@ -1,0 +1,95 @@
+"""Parsing: statement separation, comments, spans, keywords, values and the JSON form of plans."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import specopt
+from conftest import SEED_SPEC
+from specopt.diagnostics import SpecError
+from specopt.plan import Plan, Relative
+
+
+def codes(text: str) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        specopt.parse(text)
+    return [d.code for d in info.value.diagnostics]
+
+
+def test_separators_comments_and_order():
+    text = "# header\nclip l2 1 # trailing ; not a separator\n\nfreeze a;group b lr=1;;step every 2 x0.5\n"
+    kinds = [s.kind for s in specopt.parse(text).plan.statements]
+    assert kinds == ["clip", "freeze", "group", "step"]
+
+
+def test_spans_point_into_the_source():
+    text = "freeze cnn.a\ngroup head: x.* & !x.b lr=x0.1"
+    spec = specopt.parse(text)
+    group = spec.plan.statements[1]
+    atom = group.selectors[0].atoms[1]
+    assert text[atom.span.start:atom.span.end] == "!x.b"
+    assert atom.negated and atom.pattern == "x.b"
+    opt = group.options[0]
+    assert text[opt.span.start:opt.span.end] == "lr"
+    assert text[opt.value_span.start:opt.value_span.end] == "x0.1"
+    assert opt.value == Relative(factor=0.1, span=opt.value_span)
+    assert spec.source.line_col(atom.span.start) == (2, 19)
+
+
+def test_selector_forms():
+    atoms = specopt.parse("freeze ^a.** @*Norm* ndim<2 ~b").plan.statements[0].selectors
+    kinds = [(t.atoms[0].kind, t.atoms[0].pattern, t.atoms[0].anchored, t.atoms[0].optional) for t in atoms]
+    assert kinds == [("name", "a.**", True, False), ("class", "*Norm*", False, False),
+                     ("ndim", "<2", False, False), ("name", "b", False, True)]
+
+
+def test_keywords_end_at_whitespace():
+    assert codes("freezer x") == ["E101"]
+    assert codes("freeze") == ["E100"]
+
+
+def test_values():
+    stmt = specopt.parse('optimizer lbfgs line_search_fn="strong_wolfe" max_eval=none max_iter=3').plan.optimizer
+    assert [o.value for o in stmt.options] == ["strong_wolfe", None, 3]
+    betas = specopt.parse("optimizer adam betas=(0.9, 0.95,) amsgrad=true").plan.optimizer.options
+    assert betas[0].value == (0.9, 0.95) and betas[1].value is True
+
+
+def test_every_error_of_a_file_is_reported():
+    assert codes("frezee a\noptimizer adam lr=-1\nclip l2\nfreeze a..b") == ["E101", "E207", "E100", "E209"]
+
+
+def test_unknown_word_value():
+    assert codes("optimizer adam amsgrad=yes") == ["E103"]
+
+
+def test_plan_round_trips_through_json():
+    plan = specopt.load(SEED_SPEC).plan
+    assert Plan.model_validate_json(plan.model_dump_json()) == plan
+    clip_inf = specopt.parse("clip inf 2").plan
+    assert Plan.model_validate_json(clip_inf.model_dump_json()) == clip_inf
+
+
+def test_json_plans_get_the_same_validation():
+    bad = {"statements": [{"kind": "optimizer", "name": "adam", "options": [{"key": "lr", "value": -1}]}]}
+    with pytest.raises(SpecError) as info:
+        Plan.model_validate_json(json.dumps(bad))
+    assert [d.code for d in info.value.diagnostics] == ["E207"]
+
+
+def test_plan_publishes_a_json_schema():
+    schema = Plan.model_json_schema()
+    assert schema["title"] == "Plan"
+    assert {"statements", "version"} <= set(schema["properties"])
+
+
+def test_plans_are_immutable():
+    plan = specopt.parse("freeze a").plan
+    with pytest.raises(Exception):
+        plan.statements = ()
+
+
+def test_oversized_input_is_refused():
+    assert codes("freeze a\n" * 200_000) == ["E102"]

@@ -1,0 +1,26 @@
+"""The builtin registry matches the installed torch's constructors."""
+
+from __future__ import annotations
+
+import pytest
+
+from specopt.build import constructor_defaults, load_target
+from specopt.registry import OPTIMIZERS, STATEMENTS, check_kind
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_optimizer_entry_matches_torch(name):
+    info = OPTIMIZERS[name]
+    real = constructor_defaults(load_target(info.target))
+    assert {o.name for o in info.options} == set(real)
+    for option in info.options:
+        assert option.default == real[option.name], option.name
+        assert check_kind(option.kind, option.default), option.name
+
+
+def test_every_statement_is_in_the_grammar():
+    from specopt.parse import grammar_text
+
+    grammar = grammar_text()
+    for keyword in STATEMENTS:
+        assert f"/{keyword}(?!" in grammar
