@@ -16,9 +16,10 @@ import torch
 from .clip import Clipper
 from .compiled import Compiled
 from .diagnostics import Diagnostic, Source, SpecError
+from .implementation import choose_implementation
 from .plan import Plan
-from .registry import SCHEDULES, OptimizerInfo
-from .resolve import ModelIndex, Resolution, index_model, resolve
+from .registry import SCHEDULES
+from .resolve import Resolution, index_model, resolve
 
 
 def load_target(path: str) -> Any:
@@ -38,9 +39,8 @@ def optimizer_class(plan: Plan, source: Source | None = None) -> type:
                                     stmt.span if stmt else None, "upgrade torch or pick another optimizer")],
                         source) from None
     accepted = set(constructor_defaults(cls))
-    missing = [o for o in (stmt.options if stmt else ()) if o.key not in accepted]
-    for s in plan.statements:
-        missing += [o for o in getattr(s, "options", ()) if s.kind == "group" and o.key not in accepted]
+    options = [o for s in plan.statements if s.kind in ("optimizer", "group") for o in s.options]
+    missing = [o for o in options if o.key not in accepted]
     if missing:
         raise SpecError([Diagnostic("E401", f"{info.target} in this torch ({torch.__version__}) does not take "
                                     f"'{o.key}'", o.span, "upgrade torch or drop the option")
@@ -55,28 +55,30 @@ def constructor_defaults(cls: type) -> dict[str, Any]:
             if p.name not in ("self", "params") and p.default is not inspect.Parameter.empty}
 
 
+def resolve_model(plan: Plan, model: torch.nn.Module, source: Source | None = None) -> Resolution:
+    """Resolve a plan against a model without building anything or changing the model."""
+    return resolve(plan, index_model(model), constructor_defaults(optimizer_class(plan, source)), source)
+
+
 def compile_plan(plan: Plan, model: torch.nn.Module, source: Source | None = None) -> Compiled:
     """Resolve a plan against a model and build its optimizer, scheduler and clipper."""
     cls = optimizer_class(plan, source)
-    index = index_model(model)
-    resolution = resolve(plan, index, constructor_defaults(cls), source)
-    return build(resolution, index, cls, source)
+    return build(resolve(plan, index_model(model), constructor_defaults(cls), source), cls, source)
 
 
-def build(resolution: Resolution, index: ModelIndex, cls: type, source: Source | None = None) -> Compiled:
+def build(resolution: Resolution, cls: type, source: Source | None = None) -> Compiled:
     """Construct the torch objects for a resolution, then apply the freezes to the model."""
-    optimizer = _make_optimizer(resolution, index, cls, source)
+    optimizer, implementation = _make_optimizer(resolution, cls, source)
     scheduler = _make_scheduler(resolution.plan, optimizer)
     clipper = _make_clipper(resolution.plan, optimizer)
-    _apply_requires_grad(resolution, index)
+    _apply_requires_grad(resolution)
     if clipper is not None:
         clipper.attach(optimizer)
-    return Compiled(optimizer, scheduler, clipper, resolution, source)
+    return Compiled(optimizer, scheduler, clipper, resolution, source, implementation)
 
 
-def _make_optimizer(resolution: Resolution, index: ModelIndex, cls: type,
-                    source: Source | None) -> torch.optim.Optimizer:
-    info: OptimizerInfo = resolution.optimizer
+def _make_optimizer(resolution: Resolution, cls: type, source: Source | None):
+    info = resolution.optimizer
     stmt = resolution.plan.optimizer
     span = stmt.span if stmt else None
     if not resolution.groups:
@@ -86,12 +88,16 @@ def _make_optimizer(resolution: Resolution, index: ModelIndex, cls: type,
         raise SpecError([Diagnostic("E403", f"{info.name} takes one param group, but the spec makes "
                                     f"{len(resolution.groups)}", span,
                                     "drop the group statements that change hyperparameters")], source)
-    groups = [{"params": [index.tensors[n] for n in g.params], "param_names": list(g.params),
+    tensors = resolution.tensors
+    groups = [{"params": [tensors[n] for n in g.params], "param_names": list(g.params),
                "name": g.name, **g.settings} for g in resolution.groups]
+    pinned = {o.key: o.value for o in (stmt.options if stmt else ()) if not info.option(o.key).per_group}
+    implementation = choose_implementation(info, [p for g in groups for p in g["params"]], pinned)
     kwargs = {k: s.value for k, s in resolution.base.items()}
-    kwargs.update({o.key: o.value for o in (stmt.options if stmt else ()) if not info.option(o.key).per_group})
+    kwargs.update(pinned)
+    kwargs.update(implementation.flags)
     try:
-        return cls(groups, **kwargs)
+        return cls(groups, **kwargs), implementation
     except (ValueError, TypeError, RuntimeError) as exc:
         raise SpecError([Diagnostic("E404", f"torch rejected the optimizer: {exc}", span)], source) from None
 
@@ -112,11 +118,11 @@ def _make_clipper(plan: Plan, optimizer: torch.optim.Optimizer) -> Clipper | Non
     return Clipper(params, stmt.mode, stmt.max, stmt.norm_type)
 
 
-def _apply_requires_grad(resolution: Resolution, index: ModelIndex) -> None:
+def _apply_requires_grad(resolution: Resolution) -> None:
     changed = []
     try:
         for p in resolution.params:
-            tensor = index.tensors[p.info.name]
+            tensor = resolution.tensors[p.info.name]
             if tensor.requires_grad == p.frozen:
                 tensor.requires_grad_(not p.frozen)
                 changed.append(tensor)

@@ -7,6 +7,8 @@ from typing import Sequence
 
 import torch
 
+_EPS = 1e-6  # the term torch.nn.utils.clip_grads_with_norm_ adds to the norm before dividing
+
 
 class Clipper:
     """Clips the gradients of one optimizer's parameters by total norm or by value.
@@ -27,12 +29,23 @@ class Clipper:
         self._handle = None
 
     def __call__(self) -> torch.Tensor | None:
-        """Clip now; return the total norm before clipping (``None`` when clipping by value)."""
+        """Clip now; return the total norm before clipping (``None`` when clipping by value).
+
+        The result equals ``torch.nn.utils.clip_grad_norm_``. When every gradient
+        is on the CPU, where reading the norm costs no device sync, the scaling
+        pass is skipped if the norm is already within the maximum (torch would
+        multiply every gradient by exactly 1).
+        """
         if self.norm_type is None:
             torch.nn.utils.clip_grad_value_(self.params, self.max_value)
             return None
-        self.last_norm = torch.nn.utils.clip_grad_norm_(self.params, self.max_value, self.norm_type)
-        return self.last_norm
+        grads = [p.grad for p in self.params if p.grad is not None]
+        total = torch.nn.utils.get_total_norm(grads, self.norm_type)
+        self.last_norm = total
+        if grads and all(g.device.type == "cpu" for g in grads) and float(total) + _EPS <= self.max_value:
+            return total
+        torch.nn.utils.clip_grads_with_norm_(self.params, self.max_value, total)
+        return total
 
     def attach(self, optimizer: torch.optim.Optimizer) -> "Clipper":
         """Run before every ``optimizer.step()`` from now on."""

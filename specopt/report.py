@@ -26,11 +26,15 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def text_report(resolution: Resolution, clip: str | None, schedule: str | None) -> str:
+def text_report(resolution: Resolution, clip: str | None, schedule: str | None,
+                implementation: str | None = None) -> str:
     """The human-readable compile report: optimizer, param groups, frozen parameters, clip, schedule."""
     info = resolution.optimizer
     lines = [f"optimizer  {info.name} ({info.target})",
-             "           " + _settings_line({k: s.value for k, s in resolution.base.items()}), ""]
+             "           " + _settings_line({k: s.value for k, s in resolution.base.items()})]
+    if implementation:
+        lines.append(f"           implementation: {implementation}")
+    lines.append("")
     lines.append(f"param groups: {len(resolution.groups)}")
     by_name = {p.info.name: p for p in resolution.params}
     for i, group in enumerate(resolution.groups):

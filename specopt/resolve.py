@@ -3,19 +3,24 @@
 The result is a per-parameter assignment (frozen or not, every hyperparameter's
 value, and which statement set it) and the fewest param groups that realise
 it. This stage reads the model but never changes it, and imports no torch.
+
+Whether a statement selects a parameter depends only on which selector atoms
+match it, so the statements are applied once per distinct set of matching
+atoms (a handful, even in models of a million tensors), not once per tensor.
 """
 
 from __future__ import annotations
 
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Mapping
 
-from .diagnostics import Diagnostic, Source, Span, SpecError, did_you_mean, suggest
-from .plan import FreezeStatement, GroupStatement, Plan, Relative, Selector, Term
+from .diagnostics import Diagnostic, Source, Span, SpecError
+from .match import Entry, TreeMatcher, atom_key, class_names, selection_errors, walk
+from .plan import FreezeStatement, GroupStatement, Plan, Relative
 from .registry import OptimizerInfo
-from .selectors import NamePattern, class_glob, ndim_test
-
-MAX_SUGGESTION_CANDIDATES = 50_000
 
 
 @dataclass(frozen=True)
@@ -46,35 +51,31 @@ class ParamInfo:
         return n
 
 
-@dataclass(frozen=True)
 class ModelIndex:
-    """What resolution needs from a model: its parameters and each module's class names."""
+    """A model as resolution sees it; the parameter list is computed on first use."""
 
-    params: tuple[ParamInfo, ...]
-    module_classes: Mapping[str, tuple[str, ...]]
-    tensors: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    def __init__(self, model):
+        self.model = model
+
+    @cached_property
+    def params(self) -> tuple[ParamInfo, ...]:
+        """Every parameter tensor once, under its first name, with its other names as aliases."""
+        return tuple(_info(e) for e in walk(self.model, TreeMatcher(())))
+
+    @cached_property
+    def module_classes(self) -> dict[str, tuple[str, ...]]:
+        """Each module path with the class names a class selector is matched against."""
+        return {path: class_names(type(m)) for path, m in self.model.named_modules(remove_duplicate=False)}
 
 
 def index_model(model) -> ModelIndex:
-    """Index a ``torch.nn.Module``: tied tensors appear once, under their first name, with aliases."""
-    by_id: dict[int, list] = {}
-    for name, tensor in model.named_parameters(remove_duplicate=False):
-        by_id.setdefault(id(tensor), [tensor]).append(name)
-    params, tensors = [], {}
-    for tensor, first, *aliases in by_id.values():
-        params.append(ParamInfo(first, tuple(aliases), tuple(tensor.shape), bool(tensor.requires_grad)))
-        tensors[first] = tensor
-    classes = {path: _class_names(type(module))
-               for path, module in model.named_modules(remove_duplicate=False)}
-    return ModelIndex(tuple(params), classes, tensors)
+    """Wrap a ``torch.nn.Module`` for resolution."""
+    return ModelIndex(model)
 
 
-def _class_names(cls: type) -> tuple[str, ...]:
-    out = []
-    for c in cls.__mro__:
-        if c is not object:
-            out += [c.__name__, f"{c.__module__}.{c.__qualname__}"]
-    return tuple(out)
+def _info(entry: Entry) -> ParamInfo:
+    t = entry.tensor
+    return ParamInfo(entry.name, tuple(entry.aliases), tuple(t.shape), bool(t.requires_grad))
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class Resolution:
     params: tuple[ParamAssignment, ...]
     groups: tuple[GroupSpec, ...]
     warnings: tuple[Diagnostic, ...]
+    tensors: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def param(self, name: str) -> ParamAssignment:
         """Look a parameter up by any of its names."""
@@ -143,21 +145,34 @@ def resolve(plan: Plan, index: ModelIndex, defaults: Mapping[str, Any],
     """Resolve ``plan`` against ``index``; ``defaults`` are the optimizer constructor's defaults."""
     info = plan.optimizer_info
     base = _base_settings(plan, info, defaults, source)
-    selections, diags = _select_all(plan, index)
+    matcher = TreeMatcher(a for s in plan.statements for t in getattr(s, "selectors", ()) for a in t.atoms)
+    rules = _rules(plan, source, matcher)
+    with _collector_paused():
+        entries = walk(index.model, matcher)
+        signatures = [(e.hits, e.tensor.dim(), e.tensor.requires_grad) for e in entries]
+        hits = {sig: sig[0] | matcher.ndim(sig[1]) for sig in dict.fromkeys(signatures)}
+        outcomes = {sig: _cascade(h, sig[2], rules, base) for sig, h in hits.items()}
+    diags = selection_errors(rules, matcher, set(hits.values()), index)
     if diags:
         raise SpecError(diags, source)
-    states = [_State(p, base) for p in index.params]
-    changed: set[int] = set()
-    for i, stmt in enumerate(plan.statements):
-        if i in selections:
-            origin = origin_of(plan, i, source)
-            for j in sorted(selections[i]):
-                if states[j].apply(stmt, origin, base):
-                    changed.add(i)
-    groups, group_of = _make_groups(states, info)
-    params = tuple(s.finish(group_of.get(k)) for k, s in enumerate(states))
-    warnings = _no_effect_warnings(plan, selections, changed, params)
-    return Resolution(plan, info, base, params, groups, tuple(warnings))
+    with _collector_paused():
+        return _assemble(plan, info, base, entries, signatures, outcomes, rules)
+
+
+@contextmanager
+def _collector_paused():
+    """Pause the cyclic garbage collector while building many small acyclic objects.
+
+    Each collection pass walks every object the model owns, so a million-tensor
+    model would otherwise spend more time collecting than resolving.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def origin_of(plan: Plan, i: int, source: Source | None) -> Origin:
@@ -185,171 +200,129 @@ def _base_settings(plan: Plan, info: OptimizerInfo, defaults: Mapping[str, Any],
     return base
 
 
-class _State:
-    """Mutable per-parameter state while statements are applied in order."""
+Rule = tuple  # (statement index, origin, statement, ((positive ids, negative ids), ...))
 
-    def __init__(self, info: ParamInfo, base: Mapping[str, Setting]):
-        self.info = info
-        self.frozen = not info.requires_grad
-        self.frozen_by = None if info.requires_grad else MODEL_ORIGIN
-        self.settings = dict(base)
-        self.touched: list[Origin] = []
 
-    def apply(self, stmt, origin: Origin, base: Mapping[str, Setting]) -> bool:
-        """Apply one statement; return whether it changed any value."""
-        self.touched.append(origin)
+def _rules(plan: Plan, source: Source | None, matcher: TreeMatcher) -> list[Rule]:
+    """The selecting statements, each with its terms as sets of positive and negative atom ids."""
+    rules = []
+    for i, stmt in enumerate(plan.statements):
+        if isinstance(stmt, (FreezeStatement, GroupStatement)):
+            terms = tuple((frozenset(matcher.ids[atom_key(a)] for a in t.atoms if not a.negated),
+                           frozenset(matcher.ids[atom_key(a)] for a in t.atoms if a.negated))
+                          for t in stmt.selectors)
+            rules.append((i, origin_of(plan, i, source), stmt, terms))
+    return rules
+
+
+def selects(terms, hits: frozenset[int]) -> bool:
+    """Whether a statement's terms select a parameter matched by the atom ids ``hits``."""
+    return any(pos <= hits and not (neg & hits) for pos, neg in terms)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """The statements applied to one distinct set of matching atoms."""
+
+    frozen: bool
+    frozen_by: Origin | None
+    settings: Mapping[str, Setting]
+    touched: tuple[Origin, ...]
+    changed: frozenset[int]
+
+
+def _cascade(hits: frozenset[int], requires_grad: bool, rules: list[Rule],
+             base: Mapping[str, Setting]) -> _Outcome:
+    frozen, frozen_by = not requires_grad, (None if requires_grad else MODEL_ORIGIN)
+    settings, touched, changed = dict(base), [], set()
+    for i, origin, stmt, terms in rules:
+        if not selects(terms, hits):
+            continue
+        touched.append(origin)
         if isinstance(stmt, FreezeStatement):
-            before, self.frozen, self.frozen_by = self.frozen, stmt.kind == "freeze", origin
-            return before != self.frozen
-        changed = False
+            if frozen != (stmt.kind == "freeze"):
+                changed.add(i)
+            frozen, frozen_by = stmt.kind == "freeze", origin
+            continue
         for opt in stmt.options:
             value = opt.value
             if isinstance(value, Relative):
                 value = base[opt.key].value * value.factor
-            changed |= self.settings[opt.key].value != value
-            self.settings[opt.key] = Setting(value, origin)
-        return changed
-
-    def finish(self, group: int | None) -> ParamAssignment:
-        return ParamAssignment(self.info, self.frozen, self.frozen_by, dict(self.settings),
-                               tuple(self.touched), group)
+            if settings[opt.key].value != value:
+                changed.add(i)
+            settings[opt.key] = Setting(value, origin)
+    return _Outcome(frozen, frozen_by, settings, tuple(touched), frozenset(changed))
 
 
-def _make_groups(states: list[_State], info: OptimizerInfo) -> tuple[tuple[GroupSpec, ...], dict[int, int]]:
-    """Merge trainable parameters with identical settings into the fewest groups, in model order."""
-    keys = [k for k in info.group_keys if k in (states[0].settings if states else {})]
-    order: dict[tuple, list[int]] = {}
-    for k, s in enumerate(states):
-        if not s.frozen:
-            order.setdefault(tuple(s.settings[key].value for key in keys), []).append(k)
-    groups, group_of = [], {}
-    for g, (values, members) in enumerate(order.items()):
-        origins = {o.index: o.label for k in members for o in _value_origins(states[k])}
-        if any(not _value_origins(states[k]) for k in members):
-            origins[-1] = "default"
-        name = "+".join(origins[i] for i in sorted(origins))
-        groups.append(GroupSpec(name, dict(zip(keys, values)), tuple(states[k].info.name for k in members)))
-        group_of.update({k: g for k in members})
-    return tuple(groups), group_of
-
-
-def _value_origins(state: _State) -> list[Origin]:
-    return [s.origin for s in state.settings.values() if s.origin is not None and s.origin.kind == "group"]
-
-
-def _no_effect_warnings(plan: Plan, selections: Mapping[int, set[int]], changed: set[int],
-                        params: tuple[ParamAssignment, ...]) -> list[Diagnostic]:
-    out = []
-    for i, selected in selections.items():
-        stmt = plan.statements[i]
-        if not selected:
+def _assemble(plan, info, base, entries: list[Entry], signatures: list, outcomes: dict, rules) -> Resolution:
+    """Build the per-parameter assignment; identical settings share a group, in model order."""
+    keys = list(base)
+    group_of: dict[tuple, int] = {}
+    labels: list[dict[int, str]] = []
+    placement: dict[tuple, int | None] = {}
+    for sig, out in outcomes.items():
+        if out.frozen:
+            placement[sig] = None
             continue
-        if i not in changed:
+        g = placement[sig] = group_of.setdefault(tuple(out.settings[k].value for k in keys), len(group_of))
+        if g == len(labels):
+            labels.append({})
+        _add_labels(labels[g], out)
+    members: list[list[str]] = [[] for _ in labels]
+    params, tensors = [], {}
+    for e, sig in zip(entries, signatures):
+        out, g = outcomes[sig], placement[sig]
+        if g is not None:
+            members[g].append(e.name)
+        params.append(ParamAssignment(_info(e), out.frozen, out.frozen_by, out.settings, out.touched, g))
+        tensors[e.name] = e.tensor
+    names = _unique([_group_name(labels[g]) for g in range(len(labels))])
+    specs = tuple(GroupSpec(names[g], dict(zip(keys, values)), tuple(members[g]))
+                  for values, g in group_of.items())
+    warnings = _no_effect_warnings(plan, rules, outcomes.values())
+    return Resolution(plan, info, base, tuple(params), specs, tuple(warnings), tensors)
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Number repeated group names (``a``, ``a#2``) so every param group has its own name."""
+    seen: dict[str, int] = {}
+    out = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        out.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return out
+
+
+def _add_labels(labels: dict[int, str], out: _Outcome) -> None:
+    origins = [s.origin for s in out.settings.values() if s.origin is not None and s.origin.kind == "group"]
+    if not origins:
+        labels[-1] = "default"
+    for o in origins:
+        labels[o.index] = o.label
+
+
+def _group_name(labels: dict[int, str]) -> str:
+    return "+".join(dict.fromkeys(labels[i] for i in sorted(labels)))
+
+
+def _no_effect_warnings(plan: Plan, rules: list[Rule], outcomes) -> list[Diagnostic]:
+    """W302 for statements that change nothing, W301 for statements overridden wherever they apply."""
+    out = []
+    for i, origin, stmt, _ in rules:
+        reached = [o for o in outcomes if origin in o.touched]
+        if not reached:
+            continue
+        if not any(i in o.changed for o in reached):
             out.append(Diagnostic("W302", "statement changes nothing: the parameters it selects already "
                                   "have these values", stmt.span, severity="warning"))
-        elif not any(_decided_by(params[j], i) for j in selected):
+        elif not any(_decided_by(o, i) for o in reached):
             out.append(Diagnostic("W301", "statement has no effect: later statements override it for "
                                   "every parameter it selects", stmt.span, severity="warning"))
     return out
 
 
-def _decided_by(p: ParamAssignment, i: int) -> bool:
-    """Whether statement ``i`` decides any part of the parameter's final state."""
-    if p.frozen_by is not None and p.frozen_by.index == i:
+def _decided_by(o: _Outcome, i: int) -> bool:
+    """Whether statement ``i`` decides any part of a final state."""
+    if o.frozen_by is not None and o.frozen_by.index == i:
         return True
-    return not p.frozen and any(s.origin is not None and s.origin.index == i for s in p.settings.values())
-
-
-# --- selection -------------------------------------------------------------------------------
-
-def _select_all(plan: Plan, index: ModelIndex) -> tuple[dict[int, set[int]], list[Diagnostic]]:
-    selector = _Selector(index)
-    selections, diags = {}, []
-    for i, stmt in enumerate(plan.statements):
-        if isinstance(stmt, (FreezeStatement, GroupStatement)):
-            chosen: set[int] = set()
-            for term in stmt.selectors:
-                chosen |= selector.term(term, diags)
-            selections[i] = chosen
-    return selections, diags
-
-
-class _Selector:
-    """Evaluates selector atoms against a model index, caching per atom text."""
-
-    def __init__(self, index: ModelIndex):
-        self.index = index
-        self.everything = set(range(len(index.params)))
-        self._cache: dict[tuple, set[int]] = {}
-
-    def term(self, term: Term, diags: list[Diagnostic]) -> set[int]:
-        positive = [a for a in term.atoms if not a.negated]
-        chosen = set(self.everything) if not positive else None
-        for atom in term.atoms:
-            hits = self.atom(atom)
-            if not hits and not atom.optional:
-                diags.append(self._nothing(atom))
-            if atom.negated:
-                chosen = chosen - hits
-            else:
-                chosen = hits if chosen is None else chosen & hits
-        if not chosen and len(term.atoms) > 1 and all(self.atom(a) or a.optional for a in term.atoms) \
-                and not all(a.optional for a in term.atoms):
-            diags.append(Diagnostic("E302", "these selectors select nothing together", term.span,
-                                    "each selects something on its own, but no parameter satisfies all"))
-        return chosen
-
-    def atom(self, atom: Selector) -> set[int]:
-        key = (atom.kind, atom.pattern, atom.anchored)
-        if key not in self._cache:
-            self._cache[key] = self._evaluate(atom)
-        return self._cache[key]
-
-    def _evaluate(self, atom: Selector) -> set[int]:
-        params = self.index.params
-        if atom.kind == "ndim":
-            test = ndim_test(atom.pattern)
-            return {i for i, p in enumerate(params) if test(p.ndim)}
-        if atom.kind == "class":
-            glob = class_glob(atom.pattern)
-            paths = {path for path, names in self.index.module_classes.items()
-                     if any(glob.matches(n) for n in names)}
-            return {i for i, p in enumerate(params) if any(_under(n, paths) for n in p.names)}
-        pattern = NamePattern(atom.pattern, atom.anchored)
-        return {i for i, p in enumerate(params) if any(pattern.matches(n) for n in p.names)}
-
-    def _nothing(self, atom: Selector) -> Diagnostic:
-        if atom.kind == "ndim":
-            ranks = sorted({p.ndim for p in self.index.params})
-            hint = "parameter ranks in this model: " + ", ".join(map(str, ranks))
-        elif atom.kind == "class":
-            names = {n for names in self.index.module_classes.values() for n in names if "." not in n}
-            hint = did_you_mean(atom.pattern, names) or "module classes here: " + ", ".join(sorted(names)[:12])
-        else:
-            close = suggest(atom.pattern, _windows(self.index, atom), limit=5)
-            hint = ("closest real names: " + ", ".join(close)) if close else None
-        tail = " (prefix it with ~ if that is intended)"
-        return Diagnostic("E301", f"selector '{atom.text}' selects nothing{tail}", atom.span, hint)
-
-
-def _under(name: str, paths: set[str]) -> bool:
-    """Whether a parameter name lies in the subtree of any module path in ``paths``."""
-    if "" in paths:
-        return True
-    parts = name.split(".")
-    return any(".".join(parts[:k]) in paths for k in range(1, len(parts)))
-
-
-def _windows(index: ModelIndex, atom: Selector) -> set[str]:
-    """Real names to compare a failed name selector with: runs of as many segments as it has."""
-    width = atom.pattern.count(".") + 1
-    out: set[str] = set()
-    for p in index.params:
-        for name in p.names:
-            parts = name.split(".")
-            starts = [0] if atom.anchored else range(len(parts))
-            for s in starts:
-                out.add(".".join(parts[s:s + width]))
-            if len(out) > MAX_SUGGESTION_CANDIDATES:
-                return out
-    return out
+    return not o.frozen and any(s.origin is not None and s.origin.index == i for s in o.settings.values())

@@ -13,11 +13,13 @@ the same segment strings (``weight``, ``0``, ``layers``) repeat across a model.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
 STAR2 = "**"
 _MAX_ALTERNATIVES = 64
+_NDIM = re.compile(r"(<=|>=|==|!=|<|>)([0-9]{1,6})")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,9 @@ Token = str | _Class  # a literal character, "*", "?" or a bracket class
 def selector_problems(kind: str, pattern: str) -> list[tuple[str, str | None]]:
     """Return ``(problem, hint)`` pairs for a selector pattern that cannot be matched."""
     if kind == "ndim":
-        return []
+        # Spec text always has this form; a plan read from data may not.
+        return [] if _NDIM.fullmatch(pattern) else [
+            ("a rank test is <, <=, >, >=, == or != and a whole number of at most 6 digits", "e.g. ndim<2")]
     if not pattern:
         return [("empty pattern", None)]
     segments = pattern.split(".") if kind == "name" else [pattern]
@@ -167,13 +171,14 @@ class SegmentGlob:
     def __init__(self, glob: str):
         self.glob = glob
         self._alternatives = tuple(_tokens(alt) for alt in _expand_braces(glob))
-        self._literal = glob if all(isinstance(t, str) and t not in "*?" for alt in
-                                    self._alternatives for t in alt) and len(self._alternatives) == 1 else None
+        plain = all(isinstance(t, str) and t not in "*?" for alt in self._alternatives for t in alt)
+        self.literals: frozenset[str] | None = (
+            frozenset("".join(alt) for alt in self._alternatives) if plain else None)
 
     def matches(self, segment: str) -> bool:
         """Whether this glob matches the whole segment."""
-        if self._literal is not None:
-            return segment == self._literal
+        if self.literals is not None:
+            return segment in self.literals
         return any(_match_tokens(alt, segment) for alt in self._alternatives)
 
 
@@ -203,6 +208,25 @@ class NamePattern:
     def advance(self, states: frozenset[int], segment: str) -> frozenset[int]:
         """The NFA states after reading one more segment (empty when no match is possible)."""
         return _advance(self, states, segment)
+
+    def triggers(self, states: frozenset[int]) -> frozenset[str] | None:
+        """The segments that can move the NFA beyond its ``**`` loops from ``states``.
+
+        ``None`` when a wildcard segment is waiting, since then any segment might.
+        """
+        out: set[str] = set()
+        for i in states:
+            elem = self._elems[i] if i < len(self._elems) else STAR2
+            if elem != STAR2:
+                if elem.literals is None:
+                    return None
+                out |= elem.literals
+        return frozenset(out)
+
+    def loops(self, states: frozenset[int]) -> frozenset[int]:
+        """The states after a segment that matches nothing but the ``**`` loops."""
+        kept = frozenset(i for i in states if i < len(self._elems) and self._elems[i] == STAR2)
+        return self._closure(kept) if kept else kept
 
     def accepts(self, states: frozenset[int]) -> bool:
         """Whether the states reached so far mean a match."""

@@ -1,0 +1,249 @@
+"""Matching every selector of a plan in one walk over the module tree.
+
+All selector atoms of a plan run together as one automaton whose state is
+carried down the module tree: a module's state is derived from its parent's
+state, its own name segment and its class, and each transition is cached.
+Model trees repeat themselves (``layers.0`` ... ``layers.95`` hold the same
+names and classes), so after the first few layers nearly every step is one
+dictionary lookup, and a selector that cannot match below a module costs
+nothing there. The walk visits modules and parameters in the order of
+``named_parameters(remove_duplicate=False)``; a tensor reachable under several
+names (tied or shared parameters) is one entry with aliases.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from .diagnostics import Diagnostic, did_you_mean, suggest
+from .plan import Selector
+from .selectors import NamePattern, class_glob, ndim_test
+
+
+def atom_key(atom: Selector) -> tuple[str, str, bool]:
+    """Atoms that test the same thing share one id, whatever their ``!`` and ``~`` flags."""
+    return (atom.kind, atom.pattern, atom.anchored)
+
+
+class TreeMatcher:
+    """The atoms of a plan as one automaton over module names, module classes and tensor ranks.
+
+    A state records only the name atoms that are *in progress*: anchored atoms
+    still matching from the root, and unanchored atoms that have moved past
+    their resting state (the loop that lets them start at any segment). A
+    resting atom can only leave rest on a segment it names, so each step looks
+    at the in-progress atoms and at the atoms that the segment triggers, never
+    at every atom of the plan.
+    """
+
+    def __init__(self, atoms: Iterable[Selector]):
+        self.ids: dict[tuple[str, str, bool], int] = {}
+        for atom in atoms:
+            self.ids.setdefault(atom_key(atom), len(self.ids))
+        self._names = {i: NamePattern(p, a) for (k, p, a), i in self.ids.items() if k == "name"}
+        self._classes = [(i, class_glob(p)) for (k, p, _), i in self.ids.items() if k == "class"]
+        self._ndims = [(i, ndim_test(p)) for (k, p, _), i in self.ids.items() if k == "ndim"]
+        self._rest = {i: p.start for i, p in self._names.items() if not p.anchored}
+        self._by_literal: dict[str, list[int]] = {}
+        self._any_segment: list[int] = []
+        for i, start in self._rest.items():
+            literals = self._names[i].triggers(start)
+            for lit in literals if literals is not None else ():
+                self._by_literal.setdefault(lit, []).append(i)
+            if literals is None:
+                self._any_segment.append(i)
+        self._always = frozenset(i for i, start in self._rest.items() if self._names[i].accepts(start))
+        self._states: list[tuple[frozenset, frozenset[int]]] = []
+        self._state_ids: dict[tuple, int] = {}
+        self._children: dict[tuple[int, str, type], int] = {}
+        self._leaves: dict[tuple[int, str], frozenset[int]] = {}
+        self._woken: dict[str, tuple[tuple[int, frozenset[int]], ...]] = {}
+        self._step_plans: dict[frozenset, tuple[dict, dict, tuple]] = {}
+        self._class_hits: dict[type, frozenset[int]] = {}
+        self._ndim_hits: dict[int, frozenset[int]] = {}
+
+    def root(self, cls: type) -> int:
+        """The state of the root module."""
+        anchored = frozenset((i, p.start) for i, p in self._names.items() if p.anchored)
+        return self._intern(anchored, self._class_ids(cls))
+
+    def child(self, state: int, segment: str, cls: type) -> int:
+        """The state of a child module called ``segment`` of class ``cls``."""
+        key = (state, segment, cls)
+        found = self._children.get(key)
+        if found is None:
+            progress, classes = self._states[state]
+            found = self._children[key] = self._intern(self._step(progress, segment),
+                                                       classes | self._class_ids(cls))
+        return found
+
+    def leaf(self, state: int, segment: str) -> frozenset[int]:
+        """The ids of the name and class atoms that select a parameter called ``segment`` here."""
+        key = (state, segment)
+        found = self._leaves.get(key)
+        if found is None:
+            progress, classes = self._states[state]
+            hits = {i for i, s in self._step(progress, segment) if self._names[i].accepts(s)}
+            found = self._leaves[key] = frozenset(hits) | self._always | classes
+        return found
+
+    def ndim(self, rank: int) -> frozenset[int]:
+        """The ids of the rank atoms that a tensor of rank ``rank`` satisfies."""
+        found = self._ndim_hits.get(rank)
+        if found is None:
+            found = self._ndim_hits[rank] = frozenset(i for i, test in self._ndims if test(rank))
+        return found
+
+    def _step(self, progress: frozenset, segment: str) -> frozenset:
+        default, by_literal, always = self._plan_step(progress)
+        moved = dict(default)
+        for i, s in by_literal.get(segment, ()) + always:
+            after = self._names[i].advance(s, segment)
+            if after and after != self._rest.get(i):
+                moved[i] = after
+            else:
+                moved.pop(i, None)
+        for i, after in self._wake(segment):
+            moved.setdefault(i, after)
+        return frozenset(moved.items())
+
+    def _plan_step(self, progress: frozenset) -> tuple[dict, dict, tuple]:
+        """For in-progress atoms: where they go on an unrelated segment, and which segments move them."""
+        found = self._step_plans.get(progress)
+        if found is None:
+            default, by_literal, always = {}, {}, []
+            for i, s in progress:
+                triggers = self._names[i].triggers(s)
+                if triggers is None:
+                    always.append((i, s))
+                    continue
+                for lit in triggers:
+                    by_literal[lit] = by_literal.get(lit, ()) + ((i, s),)
+                after = self._names[i].loops(s)
+                if after and after != self._rest.get(i):
+                    default[i] = after
+            found = self._step_plans[progress] = (default, by_literal, tuple(always))
+        return found
+
+    def _wake(self, segment: str) -> tuple[tuple[int, frozenset[int]], ...]:
+        """The resting atoms that ``segment`` moves, with their new states."""
+        found = self._woken.get(segment)
+        if found is None:
+            candidates = self._by_literal.get(segment, []) + self._any_segment
+            moved = ((i, self._names[i].advance(self._rest[i], segment)) for i in candidates)
+            found = self._woken[segment] = tuple((i, s) for i, s in moved if s != self._rest[i])
+        return found
+
+    def _class_ids(self, cls: type) -> frozenset[int]:
+        found = self._class_hits.get(cls)
+        if found is None:
+            names = class_names(cls)
+            found = frozenset(i for i, glob in self._classes if any(glob.matches(n) for n in names))
+            self._class_hits[cls] = found
+        return found
+
+    def _intern(self, progress: frozenset, classes: frozenset[int]) -> int:
+        key = (progress, classes)
+        found = self._state_ids.get(key)
+        if found is None:
+            found = self._state_ids[key] = len(self._states)
+            self._states.append(key)
+        return found
+
+
+def class_names(cls: type) -> tuple[str, ...]:
+    """The names a class selector is matched against: each class in the MRO, short and qualified."""
+    out = []
+    for c in cls.__mro__:
+        if c is not object:
+            out += [c.__name__, f"{c.__module__}.{c.__qualname__}"]
+    return tuple(out)
+
+
+class Entry:
+    """One parameter tensor found by the walk: its names and the atoms that select it."""
+
+    __slots__ = ("tensor", "name", "hits", "aliases")
+
+    def __init__(self, tensor: Any, name: str, hits: frozenset[int]):
+        self.tensor = tensor
+        self.name = name
+        self.hits = hits
+        self.aliases: list[str] = []
+
+
+def walk(model, matcher: TreeMatcher) -> list[Entry]:
+    """Visit every parameter of ``model`` once per name, in ``named_parameters`` order.
+
+    ``Entry.hits`` holds the name and class atoms that select the tensor under
+    any of its names; rank atoms are left to the caller (``TreeMatcher.ndim``).
+    """
+    entries: dict[int, Entry] = {}
+    leaves, child, leaf = matcher._leaves, matcher.child, matcher.leaf
+
+    def visit(module, prefix: str, state: int) -> None:
+        for name, tensor in module._parameters.items():
+            if tensor is None:
+                continue
+            hits = leaves.get((state, name)) or leaf(state, name)
+            entry = entries.get(id(tensor))
+            if entry is None:
+                entries[id(tensor)] = Entry(tensor, prefix + name, hits)
+            else:
+                entry.aliases.append(prefix + name)
+                entry.hits = entry.hits | hits
+        for name, sub in module._modules.items():
+            if sub is not None:
+                visit(sub, prefix + name + ".", child(state, name, type(sub)))
+
+    visit(model, "", matcher.root(type(model)))
+    return list(entries.values())
+
+
+MAX_SUGGESTION_CANDIDATES = 50_000
+
+
+def selection_errors(rules, matcher: TreeMatcher, seen: set[frozenset[int]], index) -> list[Diagnostic]:
+    """E301 for atoms that select nothing, E302 for intersections that select nothing together.
+
+    ``seen`` holds, for each parameter, the set of atom ids that select it.
+    """
+    hit = frozenset().union(*seen) if seen else frozenset()
+    diags = []
+    for _, _, stmt, terms in rules:
+        for term, (pos, neg) in zip(stmt.selectors, terms):
+            live = [matcher.ids[atom_key(a)] in hit or a.optional for a in term.atoms]
+            diags += [_nothing(a, index) for a, ok in zip(term.atoms, live) if not ok]
+            together = any(pos <= h and not (neg & h) for h in seen)
+            if len(term.atoms) > 1 and all(live) and not together and not all(a.optional for a in term.atoms):
+                diags.append(Diagnostic("E302", "these selectors select nothing together", term.span,
+                                        "each selects something on its own, but no parameter satisfies all"))
+    return diags
+
+
+def _nothing(atom: Selector, index) -> Diagnostic:
+    if atom.kind == "ndim":
+        ranks = sorted({p.ndim for p in index.params})
+        hint = "parameter ranks in this model: " + ", ".join(map(str, ranks))
+    elif atom.kind == "class":
+        names = {n for names in index.module_classes.values() for n in names if "." not in n}
+        hint = did_you_mean(atom.pattern, names) or "module classes here: " + ", ".join(sorted(names)[:12])
+    else:
+        close = suggest(atom.pattern, _windows(index, atom), limit=5)
+        hint = ("closest real names: " + ", ".join(close)) if close else None
+    return Diagnostic("E301", f"selector '{atom.text}' selects nothing (prefix it with ~ if that is intended)",
+                      atom.span, hint)
+
+
+def _windows(index, atom: Selector) -> set[str]:
+    """Real names to compare a failed name selector with: runs of as many segments as it has."""
+    width = atom.pattern.count(".") + 1
+    out: set[str] = set()
+    for p in index.params:
+        for name in p.names:
+            parts = name.split(".")
+            for s in ([0] if atom.anchored else range(len(parts))):
+                out.add(".".join(parts[s:s + width]))
+            if len(out) > MAX_SUGGESTION_CANDIDATES:
+                return out
+    return out

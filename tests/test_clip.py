@@ -1,0 +1,58 @@
+"""The clipper gives exactly what torch.nn.utils.clip_grad_norm_ gives, above and below the maximum."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from specopt.clip import Clipper
+
+
+def _grads(scale: float, seed: int = 0) -> list[nn.Parameter]:
+    gen = torch.Generator().manual_seed(seed)
+    params = [nn.Parameter(torch.zeros(n)) for n in (7, 3, 11)]
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=gen) * scale
+    params.append(nn.Parameter(torch.zeros(2)))  # no gradient: ignored, as torch does
+    return params
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf, 3.0, 1.5])
+@pytest.mark.parametrize("scale", [100.0, 1e-3])  # clipping engages / norm already below the maximum
+def test_matches_clip_grad_norm(norm_type, scale):
+    ours, theirs = _grads(scale), _grads(scale)
+    clipper = Clipper(ours, f"l{norm_type}", 1.0, norm_type)
+    got = clipper()
+    expected = nn.utils.clip_grad_norm_(theirs, 1.0, norm_type)
+    assert torch.equal(got, expected) and torch.equal(clipper.last_norm, expected)
+    for a, b in zip(ours, theirs):
+        assert (a.grad is None and b.grad is None) or torch.equal(a.grad, b.grad)
+
+
+def test_below_the_maximum_leaves_gradients_untouched():
+    params = _grads(1e-3)
+    before = [p.grad.clone() for p in params if p.grad is not None]
+    Clipper(params, "l2", 1.0, 2.0)()
+    assert all(torch.equal(a, p.grad) for a, p in zip(before, params))
+
+
+def test_value_clipping():
+    params = _grads(100.0)
+    assert Clipper(params, "value", 0.25, None)() is None
+    assert all(p.grad.abs().max() <= 0.25 for p in params if p.grad is not None)
+
+
+def test_attach_and_detach():
+    model = nn.Linear(3, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    clipper = Clipper(list(model.parameters()), "l2", 1e-3, 2.0).attach(opt)
+    (model(torch.ones(1, 3)).sum() * 1000).backward()
+    opt.step()
+    assert clipper.attached and float(clipper.last_norm) > 1e-3
+    clipper.detach()
+    clipper.last_norm = None
+    opt.step()
+    assert not clipper.attached and clipper.last_norm is None
