@@ -9,6 +9,7 @@ import torch
 
 from .clip import Clipper
 from .diagnostics import Source
+from .implementation import Implementation
 from .resolve import Resolution
 
 STATE_FORMAT = "specopt.optimizer/1"
@@ -20,6 +21,7 @@ class Compiled:
 
     ``resolution`` is the report of the assignment: every parameter's frozen
     state and hyperparameters, each with the statement that set it.
+    ``implementation`` says which optimizer implementation was chosen and why.
     """
 
     optimizer: torch.optim.Optimizer
@@ -27,6 +29,7 @@ class Compiled:
     clipper: Clipper | None
     resolution: Resolution
     source: Source | None = None
+    implementation: "Implementation | None" = None
 
     @property
     def schedule_unit(self) -> str | None:
@@ -38,6 +41,16 @@ class Compiled:
     def frozen(self) -> list[str]:
         """Names of the parameters this spec leaves frozen."""
         return [p.info.name for p in self.resolution.params if p.frozen]
+
+    def explain(self, selector: str | None = None, model=None) -> str:
+        """Every statement that touched each parameter (or those ``selector`` picks) and its final values.
+
+        A selector is matched against ``model``, the module this spec was compiled
+        against; ``specopt.explain.explain`` returns the same as data.
+        """
+        from .explain import explain, render_text
+
+        return render_text(explain(self, selector, model))
 
     def lightning(self) -> dict[str, Any]:
         """The optimizer and scheduler in the form Lightning's ``configure_optimizers`` returns."""

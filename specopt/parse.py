@@ -18,6 +18,7 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from .diagnostics import Diagnostic, Source, Span, SpecError, did_you_mean
+from .extensions import import_diagnostics
 from .plan import (ClipStatement, FreezeStatement, GroupStatement, OptimizerStatement, Option, Plan,
                    Relative, Selector, StepStatement, Term)
 from .registry import STATEMENTS, UNITS
@@ -43,8 +44,12 @@ def parser() -> Lark:
                 propagate_positions=True, maybe_placeholders=False)
 
 
-def parse_text(text: str, name: str = "<string>") -> tuple[Plan, Source]:
-    """Parse spec text into a validated plan; raise :class:`SpecError` with every problem found."""
+def parse_text(text: str, name: str = "<string>", allow_import: bool = False) -> tuple[Plan, Source]:
+    """Parse spec text into a validated plan; raise :class:`SpecError` with every problem found.
+
+    An optimizer named by import path is refused unless ``allow_import``; when
+    allowed, its class is imported here and the options are checked against it.
+    """
     source = Source(text, name)
     if len(text) > MAX_SOURCE_CHARS:
         raise SpecError([Diagnostic("E102", f"spec is too large ({len(text)} characters; the limit "
@@ -57,6 +62,7 @@ def parse_text(text: str, name: str = "<string>") -> tuple[Plan, Source]:
             diags.append(_syntax_diagnostic(exc, chunk, start))
         except _NodeError as exc:
             diags.append(exc.diagnostic)
+    diags += import_diagnostics(statements, allow_import)
     try:
         plan = Plan(statements=tuple(statements), span=Span(start=0, end=len(text)))
     except SpecError as exc:
@@ -90,6 +96,9 @@ def _parse_chunk(chunk: str, start: int) -> list:
         if isinstance(exc.orig_exc, _NodeError):
             raise exc.orig_exc from None
         raise
+    except RecursionError:
+        raise _NodeError(Diagnostic("E103", "values nest too deeply", Span(start=start, end=start + len(chunk)),
+                                    "tuples hold plain values only")) from None
 
 
 class _NodeError(Exception):
@@ -111,7 +120,8 @@ def _syntax_diagnostic(exc: UnexpectedInput, chunk: str, start: int) -> Diagnost
     hint = f"the form is: {STATEMENTS[keyword].syntax}" if keyword in STATEMENTS else None
     if chunk[pos:pos + 1] == "=" and keyword == "group":
         hint = "a group names its selectors before key=value, e.g. group head.* lr=1e-3"
-    return Diagnostic("E100", message, Span(start=start + pos, end=start + pos + max(1, len(word))), hint)
+    width = len(word) or (1 if pos < len(chunk) else 0)  # nothing to underline at the end of the text
+    return Diagnostic("E100", message, Span(start=start + pos, end=start + pos + width), hint)
 
 
 def _error_pos(exc: UnexpectedInput, chunk: str) -> int:
@@ -165,7 +175,8 @@ class _ToPlan(Transformer):
 
     def optimizer_stmt(self, meta, children):
         name, *options = children
-        return OptimizerStatement(name=str(name), name_span=_span(self.offset, name),
+        text = str(name)[1:-1] if name.type == "STRING" else str(name)
+        return OptimizerStatement(name=text, name_span=_span(self.offset, name),
                                   options=tuple(options), span=self._at(meta))
 
     def freeze_stmt(self, meta, children):
@@ -186,7 +197,7 @@ class _ToPlan(Transformer):
 
     def step_stmt(self, meta, children):
         every, *unit, factor = children
-        return StepStatement(every=int(every), unit=UNITS[str(unit[0])] if unit else "epoch",
+        return StepStatement(every=_whole(str(every), _span(self.offset, every)), unit=UNITS[str(unit[0])] if unit else "epoch",
                              gamma=float(str(factor)[1:]), span=self._at(meta))
 
     def selectors(self, meta, children):
@@ -209,7 +220,7 @@ class _ToPlan(Transformer):
 
     def number(self, meta, children):
         text = str(children[0])
-        value = float(text) if any(c in text for c in ".eE") else int(text)
+        value = float(text) if any(c in text for c in ".eE") else _whole(text, _span(self.offset, children[0]))
         return value, meta
 
     def factor(self, meta, children):
@@ -229,6 +240,15 @@ class _ToPlan(Transformer):
 
 
 _WORDS = {"true": True, "false": False, "none": None, "inf": math.inf, "nan": math.nan}
+
+
+def _whole(text: str, span: Span) -> int:
+    """A whole number; one past Python's limit on digits is reported rather than raised."""
+    try:
+        return int(text)
+    except ValueError:
+        raise _NodeError(Diagnostic("E103", f"number too long ({len(text)} digits)", span,
+                                    "write a large number with an exponent, e.g. 1e30")) from None
 
 
 def _word_value(word: str, span: Span):

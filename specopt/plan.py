@@ -13,8 +13,8 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .diagnostics import Diagnostic, Span, SpecError, did_you_mean
-from .registry import (DEFAULT_OPTIMIZER, OPTIMIZERS, OptimizerInfo, check_bounds,
-                       check_kind, describe_kind)
+from .extensions import find_optimizer, plan_optimizer_info, written_name
+from .registry import OptimizerInfo, check_bounds, check_kind, describe_kind
 from .selectors import selector_problems
 
 
@@ -69,12 +69,22 @@ class Term(Node):
 
 
 class OptimizerStatement(Node):
-    """``optimizer NAME key=value ...``: the optimizer and its base hyperparameters."""
+    """``optimizer NAME key=value ...``: the optimizer and its base hyperparameters.
+
+    A ``name`` holding ``:`` is an import path (``package.module:Class``, written
+    quoted in a spec); its options are checked when the class is imported
+    (:mod:`specopt.extensions`), not here.
+    """
 
     kind: Literal["optimizer"] = "optimizer"
     name: str
     name_span: Span | None = None
     options: tuple[Option, ...] = ()
+
+    @property
+    def name_text(self) -> str:
+        """The name as written in a spec: an import path is quoted."""
+        return written_name(self.name)
 
 
 class FreezeStatement(Node):
@@ -141,9 +151,12 @@ class Plan(Node):
 
     @property
     def optimizer_info(self) -> OptimizerInfo:
-        """The registry entry of the chosen optimizer (the default when none is named)."""
-        stmt = self.optimizer
-        return OPTIMIZERS[stmt.name if stmt else DEFAULT_OPTIMIZER]
+        """The registry entry of the chosen optimizer (the default when none is named).
+
+        An import path must have been imported with permission first (see
+        :func:`specopt.extensions.import_diagnostics`); otherwise this raises the refusal.
+        """
+        return plan_optimizer_info(self.optimizer)
 
     @property
     def clip(self) -> ClipStatement | None:
@@ -175,10 +188,8 @@ def check_plan(plan: Plan) -> list[Diagnostic]:
     """Return every problem of a plan: unknown names and keys, bad values, duplicates, bad selectors."""
     diags = _check_singletons(plan)
     stmt = plan.optimizer
-    info = OPTIMIZERS.get(stmt.name) if stmt else OPTIMIZERS[DEFAULT_OPTIMIZER]
-    if stmt is not None and info is None:
-        diags.append(Diagnostic("E201", f"unknown optimizer '{stmt.name}'", stmt.name_span or stmt.span,
-                                did_you_mean(stmt.name, OPTIMIZERS) or _known_optimizers()))
+    info, lookup_problems = find_optimizer(stmt)
+    diags += lookup_problems
     if stmt is not None and info is not None:
         diags += check_options(stmt.options, info, group=False)
     for s in plan.statements:
@@ -191,10 +202,6 @@ def check_plan(plan: Plan) -> list[Diagnostic]:
         elif s.kind == "step":
             diags += _check_step(s)
     return diags
-
-
-def _known_optimizers() -> str:
-    return "known optimizers: " + ", ".join(OPTIMIZERS)
 
 
 def _check_singletons(plan: Plan) -> list[Diagnostic]:
@@ -229,8 +236,8 @@ def _check_option(opt: Option, info: OptimizerInfo, group: bool) -> list[Diagnos
         return [Diagnostic("E204", f"{info.name} has no option '{opt.key}'", opt.span, hint)]
     if group and not spec.per_group:
         return [Diagnostic("E205", f"'{opt.key}' applies to the whole optimizer, not to a group",
-                           opt.span, f"set it on the optimizer statement: optimizer {info.name} "
-                           f"{opt.key}=...")]
+                           opt.span, "set it on the optimizer statement: optimizer "
+                           f"{written_name(info.name)} {opt.key}=...")]
     value_span = opt.value_span or opt.span
     if isinstance(opt.value, Relative):
         if not group or spec.kind != "number":

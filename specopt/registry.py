@@ -7,6 +7,13 @@ torch: ``specopt check`` validates specs with it alone. The optimizer table
 mirrors torch 2.13's constructors; ``tests/test_registry.py`` checks it against
 the installed torch, and the build stage checks each key against the real
 constructor before use.
+
+Optimizers outside this table come from :mod:`specopt.extensions`: other
+packages add :class:`OptimizerInfo` entries (or optimizer classes, from whose
+constructors an entry is derived) through the ``specopt.optimizers`` entry
+point group, and a spec may name a class by import path,
+``optimizer "package.module:Class"``, when the caller allows imports. Builtins
+always win over an extension of the same name.
 """
 
 from __future__ import annotations
@@ -20,7 +27,13 @@ IMPLEMENTATION_KEYS = frozenset({"foreach", "fused", "capturable", "differentiab
 
 @dataclass(frozen=True)
 class OptionInfo:
-    """One constructor argument of an optimizer: its value kind, default and allowed range."""
+    """One constructor argument of an optimizer: its value kind, default and allowed range.
+
+    ``kind`` is one of ``number``, ``int``, ``bool``, ``str``, ``any`` (every
+    spec value), a tuple such as ``(number,number)``, each optionally ending
+    in ``?`` to allow ``none``. ``bounds`` is ``""`` (any finite number) or one
+    of :data:`KNOWN_BOUNDS`; ``default`` must have the kind ``kind``.
+    """
 
     name: str
     kind: str
@@ -35,13 +48,21 @@ class OptionInfo:
 
 @dataclass(frozen=True)
 class OptimizerInfo:
-    """A builtin optimizer: its spec name, the torch class it builds and its options."""
+    """An optimizer: its spec name, the class it builds and its options.
+
+    The same type describes builtins and extensions. An extension package may
+    declare one without importing torch: ``target`` is the class's dotted path
+    (``package.module.Class``), imported only when a spec is compiled, and
+    ``options`` lists every keyword argument of its constructor except the
+    parameters.
+    """
 
     name: str
     target: str
     summary: str
     options: tuple[OptionInfo, ...]
     single_group: bool = False
+    fused_unsupported_devices: tuple[str, ...] = ()
 
     def option(self, key: str) -> OptionInfo | None:
         """Return the option called ``key``, or ``None``."""
@@ -99,6 +120,11 @@ _KINDS = {
 _FLAGS = {"maximize": False, "foreach": None, "capturable": False, "differentiable": False}
 
 
+def shared_bounds(key: str) -> str:
+    """The range every builtin optimizer taking an option called ``key`` gives it (``""``: none)."""
+    return _BOUNDS.get(key, "")
+
+
 def _options(*pairs: tuple[str, Any], flags: tuple[str, ...] = ()) -> tuple[OptionInfo, ...]:
     items = list(pairs) + [(f, _FLAGS.get(f)) for f in flags]
     return tuple(OptionInfo(k, _kind_of(k, v), v, _BOUNDS.get(k, "")) for k, v in items)
@@ -133,7 +159,8 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {o.name: o for o in (
     OptimizerInfo("adagrad", "torch.optim.Adagrad", "Adagrad.",
                   _options(("lr", 1e-2), ("lr_decay", 0), ("weight_decay", 0),
                            ("initial_accumulator_value", 0), ("eps", 1e-10), ("fused", None),
-                           flags=("foreach", "maximize", "differentiable"))),
+                           flags=("foreach", "maximize", "differentiable")),
+                  fused_unsupported_devices=("cuda",)),
     OptimizerInfo("adadelta", "torch.optim.Adadelta", "Adadelta.",
                   _options(("lr", 1.0), ("rho", 0.9), ("eps", 1e-6), ("weight_decay", 0),
                            flags=_ADAM_FLAGS)),
@@ -171,7 +198,7 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {o.name: o for o in (
 DEFAULT_OPTIMIZER = "adam"
 
 STATEMENTS: dict[str, StatementInfo] = {s.keyword: s for s in (
-    StatementInfo("optimizer", "optimizer NAME [key=value ...]",
+    StatementInfo("optimizer", 'optimizer NAME|"mod:Class" [key=value ...]',
                   "Choose the optimizer and its base hyperparameters (default: adam, lr=1e-3).",
                   "optimizer adamw lr=3e-4 betas=(0.9, 0.95)"),
     StatementInfo("freeze", "freeze SELECTOR ...",
@@ -224,6 +251,8 @@ def check_kind(kind: str, value: Any) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if base == "str":
         return isinstance(value, str)
+    if base == "any":
+        return True
     raise ValueError(f"unknown value kind {kind!r}")
 
 
@@ -235,7 +264,7 @@ def describe_kind(kind: str) -> str:
         words = f"a tuple of {len(base[1:-1].split(','))} numbers, like {_tuple_example(base)}"
     else:
         words = {"bool": "true or false", "int": "a whole number", "number": "a number",
-                 "str": "a quoted string"}[base]
+                 "str": "a quoted string", "any": "any value"}[base]
     return words + (" or none" if optional else "")
 
 
@@ -258,6 +287,19 @@ def check_bounds(bounds: str, value: Any) -> str | None:
         ">=0": value >= 0, ">0": value > 0, "<=0": value <= 0, ">=1": value >= 1,
         "[0,1]": 0 <= value <= 1, "[0,1)": 0 <= value < 1,
     }[bounds]
-    words = {">=0": "at least 0", ">0": "greater than 0", "<=0": "at most 0", ">=1": "at least 1",
-             "[0,1]": "between 0 and 1", "[0,1)": "at least 0 and below 1"}[bounds]
-    return None if holds else f"must be {words}"
+    return None if holds else f"must be {_BOUND_WORDS[bounds]}"
+
+
+_BOUND_WORDS = {">=0": "at least 0", ">0": "greater than 0", "<=0": "at most 0", ">=1": "at least 1",
+                "[0,1]": "between 0 and 1", "[0,1)": "at least 0 and below 1"}
+KNOWN_BOUNDS = frozenset({""} | set(_BOUND_WORDS))
+_BASE_KINDS = ("bool", "int", "number", "str", "any")
+
+
+def known_kind(kind: str) -> bool:
+    """Whether ``kind`` is a value kind :func:`check_kind` understands (see :class:`OptionInfo`)."""
+    base = kind[:-1] if kind.endswith("?") else kind
+    if base.startswith("(") and base.endswith(")"):
+        return all(part in _BASE_KINDS or (part.endswith("?") and part[:-1] in _BASE_KINDS)
+                   for part in base[1:-1].split(","))
+    return base in _BASE_KINDS

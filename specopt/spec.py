@@ -10,36 +10,70 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .diagnostics import Diagnostic, Source, Span, SpecError
+from .extensions import check_imports
 from .parse import parse_text
 from .plan import Plan
 
 if TYPE_CHECKING:
     from .compiled import Compiled
+    from .resolve import Resolution
 
 
 @dataclass(frozen=True)
 class Spec:
-    """A parsed, validated spec: its plan and the source it came from."""
+    """A parsed, validated spec: its plan, the source it came from, and whether it may import code.
+
+    ``allow_import`` records the caller's permission to import an optimizer
+    class named by import path (``optimizer "package.module:Class"``).
+    """
 
     plan: Plan
     source: Source
+    allow_import: bool = False
 
-    def compile(self, model) -> "Compiled":
-        """Resolve against ``model`` and build its optimizer, scheduler and clipper."""
+    def compile(self, model, allow_import: bool = False) -> "Compiled":
+        """Resolve against ``model`` and build its optimizer, scheduler and clipper.
+
+        ``allow_import=True`` allows an import-path optimizer here even if the
+        spec was parsed without permission.
+        """
         from .build import compile_plan
 
+        check_imports(self.plan, self.allow_import or allow_import, self.source)
         return compile_plan(self.plan, model, self.source)
 
+    def resolve(self, model, allow_import: bool = False) -> "Resolution":
+        """The per-parameter assignment and param groups, without building anything or changing the model.
 
-def parse(text: str, name: str = "<string>") -> Spec:
-    """Parse spec text; raise :class:`SpecError` listing every problem in it."""
-    plan, source = parse_text(text, name)
-    return Spec(plan, source)
+        Works on models built on the meta device, so a spec can be checked
+        against a very large model without allocating its weights.
+        """
+        from .build import resolve_model
+
+        check_imports(self.plan, self.allow_import or allow_import, self.source)
+        return resolve_model(self.plan, model, self.source)
 
 
-def load(path: str | Path) -> Spec:
-    """Read and parse a spec file (UTF-8)."""
-    return parse(read_spec_text(path), str(path))
+def parse(text: str, name: str = "<string>", allow_import: bool = False) -> Spec:
+    """Parse spec text; raise :class:`SpecError` listing every problem in it.
+
+    An optimizer named by import path is refused (E220) unless ``allow_import``:
+    importing it runs the module's code.
+    """
+    plan, source = parse_text(text, name, allow_import)
+    return Spec(plan, source, allow_import)
+
+
+def load(path: str | Path, allow_import: bool = False) -> Spec:
+    """Read and parse a spec file (UTF-8); ``allow_import`` as for :func:`parse`.
+
+    A ``.json``, ``.yaml`` or ``.yml`` file holds a plan as data (see :mod:`specopt.data`).
+    """
+    if Path(path).suffix.lower() in (".json", ".yaml", ".yml"):
+        from .data import load_data  # imported here: data imports this module
+
+        return Spec(*load_data(path, allow_import), allow_import)
+    return parse(read_spec_text(path), str(path), allow_import)
 
 
 def read_spec_text(path: str | Path) -> str:
@@ -55,6 +89,6 @@ def read_spec_text(path: str | Path) -> str:
                         Source(text, str(path))) from None
 
 
-def compile(text: str, model) -> "Compiled":
-    """Parse, plan, resolve and build in one call."""
-    return parse(text).compile(model)
+def compile(text: str, model, allow_import: bool = False) -> "Compiled":
+    """Parse, plan, resolve and build in one call; ``allow_import`` as for :func:`parse`."""
+    return parse(text, allow_import=allow_import).compile(model)
