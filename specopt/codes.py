@@ -1,0 +1,227 @@
+"""The error catalogue: every diagnostic code specopt emits, what it means and how to fix it.
+
+Codes are stable: E1xx for reading a spec (syntax, values, files, plans
+written as JSON or YAML), E2xx for checking the plan, E3xx for matching
+selectors against a model, E4xx for building the torch objects, W3xx for
+warnings. ``docs/errors.md`` is generated from this catalogue
+(:func:`markdown`), and the tests check that every code in the code base is
+here, documented and has a golden example, and that nothing here is unused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SEED_MODEL = "examples/seed_model.py:Network"
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """One diagnostic code: a title, what it means, a spec that triggers it and how to fix it.
+
+    ``example_format`` is ``opt`` for spec text, or ``json`` / ``yaml`` for a
+    plan written as data; ``needs_model`` says that the example only fails
+    when compiled against the seed model (``examples/seed_model.py:Network``).
+    """
+
+    code: str
+    title: str
+    summary: str
+    example: str
+    fix: str
+    example_format: str = "opt"
+    needs_model: bool = False
+
+    @property
+    def severity(self) -> str:
+        """``warning`` for W codes, ``error`` for E codes."""
+        return "warning" if self.code.startswith("W") else "error"
+
+
+_ENTRIES = (
+    # --- E1xx: reading a spec --------------------------------------------------------------------
+    CodeInfo("E100", "syntax error",
+             "A statement does not follow its form: a word, symbol or value is missing or out of place.",
+             "clip l2 20 extra",
+             "Compare the statement with the form the hint shows, or with `specopt list`."),
+    CodeInfo("E101", "unknown statement",
+             "A statement starts with a word that is not a statement keyword (in a plan written as data: "
+             "a `kind` that is not a statement).",
+             "frezee cnn.*",
+             "Use one of optimizer, freeze, unfreeze, group, clip, step; the hint names the closest."),
+    CodeInfo("E102", "spec too large",
+             "The file is over 1,000,000 characters; specopt refuses it rather than spend unbounded time.",
+             "# any spec of more than 1,000,000 characters",
+             "Split the spec, or check that the right file was passed."),
+    CodeInfo("E103", "bad value",
+             "A value is not one specopt understands: an unknown word, a tuple inside a tuple, or a "
+             "whole number too long to read.",
+             "group head.* lr=fast",
+             "Write numbers, true, false, none, quoted strings or tuples of those, e.g. betas=(0.9, 0.999)."),
+    CodeInfo("E104", "file not UTF-8",
+             "The file holds bytes that are not UTF-8 text, for example a spec saved as Latin-1.",
+             "freeze conv\\xff1   # the byte 0xff, as a Latin-1 editor writes 'ÿ'",
+             "Save the file as UTF-8."),
+    CodeInfo("E105", "malformed JSON or YAML",
+             "A plan file written as JSON or YAML cannot be read: a syntax error, a key given twice in "
+             "one mapping, nesting deeper than 64 levels, or a value the decoder rejects.",
+             '{"statements": [{"kind": "clip" "mode": "l2", "max": 20}]}',
+             "Fix the file at the position shown; `specopt schema` prints the shape a plan has.",
+             example_format="json"),
+    CodeInfo("E106", "unknown field in a plan file",
+             "A mapping in a JSON or YAML plan has a key that its node does not have.",
+             "statements:\n  - kind: freeze\n    selectors:\n      - atoms: [{kind: name, patern: head.*}]",
+             "Rename the key as the hint suggests; `specopt schema` lists every node's fields.",
+             example_format="yaml"),
+    CodeInfo("E107", "missing field in a plan file",
+             "A mapping in a JSON or YAML plan lacks a field its node requires, such as a statement's "
+             "`kind` or a freeze statement's `selectors`.",
+             "statements:\n  - kind: freeze",
+             "Add the field named in the message.",
+             example_format="yaml"),
+    CodeInfo("E108", "wrong type in a plan file",
+             "A field in a JSON or YAML plan holds the wrong type of value, e.g. text where a whole "
+             "number belongs, or a choice outside its allowed words.",
+             "statements:\n  - kind: step\n    every: ten\n    gamma: 0.1",
+             "Give the field a value of the type the message names.",
+             example_format="yaml"),
+    # --- E2xx: checking the plan ------------------------------------------------------------------
+    CodeInfo("E201", "unknown optimizer",
+             "The optimizer statement names neither a builtin optimizer nor an installed extension.",
+             "optimizer adamm lr=1e-3",
+             "Use a name from `specopt list`; a class from your own code is named by a quoted import path."),
+    CodeInfo("E202", "repeated statement",
+             "A spec has at most one optimizer, one clip and one schedule statement.",
+             "clip l2 20\nclip l2 10",
+             "Keep one of them."),
+    CodeInfo("E203", "key given twice",
+             "The same key=value key appears twice in one statement.",
+             "optimizer adam lr=1e-3 lr=1e-2",
+             "Keep one; a later statement can override a value for some parameters."),
+    CodeInfo("E204", "unknown option",
+             "The optimizer takes no option of that name.",
+             "optimizer adam momentum=0.9",
+             "Use an option the hint lists, or pick an optimizer that has it."),
+    CodeInfo("E205", "option not per group",
+             "An implementation flag (foreach, fused, capturable, differentiable) applies to the whole "
+             "optimizer and cannot be set by a group statement.",
+             "group head.* foreach=true",
+             "Set it on the optimizer statement."),
+    CodeInfo("E206", "wrong type of value",
+             "A value has the wrong type for its key, or is a relative value (x10) where none is allowed.",
+             "group head.* lr=true",
+             "Give the type the message names; relative values belong in group statements, on numbers."),
+    CodeInfo("E207", "value out of range",
+             "A value is outside the range its key allows: a negative learning rate, a clip maximum of "
+             "0, a step interval below 1, nan or inf.",
+             "clip l2 -1",
+             "Use a value within the range the message states."),
+    CodeInfo("E208", "intersection without a positive selector",
+             "Every selector of an `a & b` intersection is negated, so it has nothing to intersect with.",
+             "freeze !head & !norm",
+             "Start from a positive selector: `a & !b` excludes b from a."),
+    CodeInfo("E209", "bad selector",
+             "A selector pattern cannot be matched: an empty segment, `**` inside a segment, an unclosed "
+             "bracket or brace, or a malformed rank test.",
+             "freeze a..b",
+             "Fix the pattern as the message says; docs/language.md describes selectors."),
+    CodeInfo("E210", "group without hyperparameters",
+             "A group statement sets no key=value, so it would change nothing.",
+             "group head.*",
+             "Add the hyperparameters it should set, e.g. lr=1e-3."),
+    CodeInfo("E211", "unknown clip mode",
+             "A clip statement's mode is not l2, l1, inf, lP for some p > 0, or value.",
+             "clip l0 2",
+             "Use one of those modes."),
+    CodeInfo("E220", "import not allowed",
+             "The optimizer is named by import path, and importing it would run code; that needs the "
+             "caller's permission.",
+             'optimizer "mypkg.optim:Lion" lr=1e-4',
+             "Pass --allow-import on the command line, or allow_import=True in Python."),
+    CodeInfo("E221", "import-path optimizer unusable",
+             "An allowed import-path optimizer cannot be used: its module does not import, it names no "
+             "class, or the class's constructor does not fit an optimizer.",
+             'optimizer "no_such_package.optim:Lion" lr=1e-4',
+             "Install the package or fix the path; constructor arguments need defaults."),
+    CodeInfo("E222", "extension optimizer unusable",
+             "An installed package provides the optimizer, but it cannot be used: it fails to load, "
+             "declares a bad entry, or several packages provide the same name.",
+             "optimizer lion lr=1e-4",
+             "Fix or uninstall the package; `specopt list` shows every installed extension."),
+    # --- E3xx: matching selectors against a model -------------------------------------------------
+    CodeInfo("E301", "selector selects nothing",
+             "A selector matches no parameter or module of the model, which is almost always a typo.",
+             "freeze convolution3*",
+             "Use a name from the hint, or prefix the selector with ~ if selecting nothing is fine.",
+             needs_model=True),
+    CodeInfo("E302", "intersection selects nothing",
+             "Each selector of an intersection selects something, but no parameter satisfies all of them.",
+             "group convolution1* & classifier lr=1",
+             "Check the selectors: an intersection keeps only parameters every one of them selects.",
+             needs_model=True),
+    # --- E4xx: building the torch objects ---------------------------------------------------------
+    CodeInfo("E401", "not in this torch",
+             "The installed torch lacks the optimizer class, or its constructor lacks an option the "
+             "spec sets.",
+             "optimizer adam decoupled_weight_decay=true   # with a torch whose Adam lacks it",
+             "Upgrade torch, or drop the option.",
+             needs_model=True),
+    CodeInfo("E402", "everything frozen",
+             "Every parameter is frozen, so the optimizer would have nothing to optimize.",
+             "freeze **",
+             "Unfreeze something, or do not build an optimizer.",
+             needs_model=True),
+    CodeInfo("E403", "one group only",
+             "The optimizer (lbfgs) takes a single param group, but the group statements split the "
+             "parameters into several.",
+             "optimizer lbfgs\ngroup classifier lr=0.5",
+             "Drop the group statements that change hyperparameters.",
+             needs_model=True),
+    CodeInfo("E404", "torch rejected the optimizer",
+             "torch's optimizer constructor raised an error for these parameters and settings.",
+             "optimizer muon",
+             "Read torch's message: e.g. muon takes only 2-D parameters, so freeze or exclude the rest.",
+             needs_model=True),
+    # --- W3xx: warnings ---------------------------------------------------------------------------
+    CodeInfo("W301", "statement has no effect",
+             "Later statements override everything this statement sets, for every parameter it selects.",
+             "group classifier lr=0.5\ngroup classifier lr=0.1",
+             "Remove the statement, or narrow the later ones.",
+             needs_model=True),
+    CodeInfo("W302", "statement changes nothing",
+             "The parameters the statement selects already have the values it sets (often the "
+             "optimizer's defaults).",
+             "group classifier lr=1e-3",
+             "Remove the statement, or set the value you meant.",
+             needs_model=True),
+)
+
+CATALOGUE: dict[str, CodeInfo] = {entry.code: entry for entry in _ENTRIES}
+
+
+def markdown() -> str:
+    """The catalogue as ``docs/errors.md``."""
+    lines = [
+        "# Errors and warnings",
+        "",
+        "Every diagnostic specopt prints ends with a stable code, such as `[E301]`. This page, generated",
+        "from `specopt/codes.py`, lists them all: what each means, a spec that triggers it and how to",
+        "fix it. E1xx codes come from reading a spec (syntax, values, files, plans written as JSON or",
+        "YAML), E2xx from checking the plan, E3xx from matching selectors against a model, E4xx from",
+        "building the torch objects, and W3xx are warnings. Examples marked *against the seed model*",
+        f"fail only when compiled against `{SEED_MODEL}`, e.g.",
+        f"`specopt compile bad.opt --model {SEED_MODEL}`.",
+        "",
+        "A plan read from JSON or YAML names the field a diagnostic concerns by its path, such as",
+        "`plan.yaml:statements.2.options.0.value:7:14: error: ...`.",
+        "",
+    ]
+    for entry in _ENTRIES:
+        where = " (against the seed model)" if entry.needs_model else ""
+        lines += [f"## {entry.code}: {entry.title}", "", f"{entry.severity.capitalize()}. {entry.summary}", "",
+                  f"Example{where}:", "", f"```{_FENCE[entry.example_format]}", entry.example, "```", "",
+                  f"Fix: {entry.fix}", ""]
+    return "\n".join(lines)
+
+
+_FENCE = {"opt": "text", "json": "json", "yaml": "yaml"}

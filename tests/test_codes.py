@@ -1,0 +1,187 @@
+"""The error catalogue: every emitted code is catalogued, documented and has a golden example.
+
+Golden files live in ``tests/golden/codes/``, one case per code:
+
+* ``<CODE>.opt`` (or ``.json`` / ``.yaml``: a plan written as data) is the input;
+* ``<CODE>.model``, when present, holds a model reference as ``--model`` takes
+  it (``examples/seed_model.py:Network``): the spec is compiled against it and
+  its warnings are rendered too;
+* ``<CODE>.txt`` is the expected rendered text (``SPECOPT_UPDATE_GOLDEN=1`` rewrites it).
+
+A few codes need more than a file: :data:`SETUPS` prepares those (a lowered
+size limit, permission to import, a broken installed extension, an older torch).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+import specopt
+from golden import GOLDEN, check
+from specopt.codes import CATALOGUE, markdown
+from specopt.diagnostics import SpecError, render_all
+
+ROOT = Path(__file__).resolve().parent.parent
+CASES = GOLDEN / "codes"
+INPUT_SUFFIXES = (".opt", ".json", ".yaml")
+EMITTED = re.compile(r'"([EW]\d{3})"')
+
+
+def emitted_codes() -> dict[str, list[str]]:
+    """Every code literal in the package's source (the catalogue itself aside), with the files using it."""
+    found: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "specopt").rglob("*.py")):
+        if path.name == "codes.py":
+            continue
+        for code in EMITTED.findall(path.read_text(encoding="utf-8")):
+            found.setdefault(code, []).append(path.name)
+    return found
+
+
+def documented_codes() -> list[str]:
+    text = (ROOT / "docs" / "errors.md").read_text(encoding="utf-8")
+    return re.findall(r"^## ([EW]\d{3}):", text, flags=re.MULTILINE)
+
+
+def case_inputs() -> list[Path]:
+    return sorted(p for p in CASES.iterdir() if p.suffix in INPUT_SUFFIXES)
+
+
+# --- the catalogue, the docs and the code base agree ------------------------------------------
+
+def test_every_emitted_code_is_catalogued():
+    missing = sorted(set(emitted_codes()) - set(CATALOGUE))
+    assert not missing, f"codes emitted in specopt/ but missing from specopt/codes.py: {missing}"
+
+
+def test_every_catalogued_code_is_emitted():
+    unused = sorted(set(CATALOGUE) - set(emitted_codes()))
+    assert not unused, f"codes in specopt/codes.py that specopt/ never emits: {unused}"
+
+
+def test_docs_are_generated_from_the_catalogue():
+    check(ROOT / "docs" / "errors.md", markdown())
+
+
+def test_every_emitted_code_is_documented():
+    documented = documented_codes()
+    assert len(documented) == len(set(documented)), "a code is documented twice"
+    assert sorted(documented) == sorted(emitted_codes())
+
+
+def test_every_code_has_one_golden_case():
+    stems = [p.stem for p in case_inputs()]
+    assert sorted(stems) == sorted(CATALOGUE), "tests/golden/codes/ needs exactly one input per code"
+    for path in CASES.iterdir():
+        assert path.stem in CATALOGUE, f"{path.name} belongs to no catalogued code"
+
+
+def test_entries_are_complete():
+    for code, entry in CATALOGUE.items():
+        assert entry.code == code and re.fullmatch(r"[EW]\d{3}", code)
+        assert entry.title and entry.summary and entry.example and entry.fix, code
+        assert entry.example_format in ("opt", "json", "yaml"), code
+
+
+# --- golden cases -------------------------------------------------------------------------------
+
+def _setup_e102(monkeypatch, tmp_path):
+    monkeypatch.setattr(importlib.import_module("specopt.parse"), "MAX_SOURCE_CHARS", 16)
+    return {}
+
+
+def _setup_e221(monkeypatch, tmp_path):
+    return {"allow_import": True}
+
+
+def _setup_e222(monkeypatch, tmp_path):
+    """An installed package, brokenopt, whose 'lion' entry point names a module that does not exist."""
+    from specopt import extensions
+
+    info = tmp_path / "brokenopt-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenopt\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[{extensions.ENTRY_POINT_GROUP}]\nlion = brokenopt_missing:Lion\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    extensions.clear_cache()
+    return {}
+
+
+def _setup_e401(monkeypatch, tmp_path):
+    """A torch whose Adam predates ``decoupled_weight_decay``."""
+    import torch
+
+    class OlderAdam(torch.optim.Adam):
+        def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False):
+            super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+
+    monkeypatch.setattr(torch.optim, "Adam", OlderAdam)
+    return {}
+
+
+SETUPS = {"E102": _setup_e102, "E221": _setup_e221, "E222": _setup_e222, "E401": _setup_e401}
+
+
+@contextmanager
+def _fresh_extensions():
+    from specopt import extensions
+
+    extensions.clear_cache()
+    try:
+        yield
+    finally:
+        extensions.clear_cache()
+
+
+def run_case(path: Path, monkeypatch, tmp_path) -> tuple[str, list[str]]:
+    """Load (and, with a ``.model``, compile) one case; return the rendered text and the codes seen."""
+    options = SETUPS[path.stem](monkeypatch, tmp_path) if path.stem in SETUPS else {}
+    model_file = path.with_suffix(".model")
+    with _fresh_extensions():
+        try:
+            spec = specopt.load(path, **options)
+            if not model_file.exists():
+                return "", []
+            from specopt.modelref import load_model
+
+            monkeypatch.chdir(ROOT)
+            compiled = spec.compile(load_model(model_file.read_text().strip()))
+        except SpecError as exc:
+            return exc.render(), [d.code for d in exc.diagnostics]
+    warnings = compiled.resolution.warnings
+    return render_all(warnings, spec.source), [w.code for w in warnings]
+
+
+def _normalize(text: str, path: Path) -> str:
+    text = text.replace(str(path), path.name)
+    torch = sys.modules.get("torch")
+    return text.replace(torch.__version__, "<torch version>") if torch is not None else text
+
+
+@pytest.mark.parametrize("path", case_inputs(), ids=lambda p: p.stem)
+def test_golden_code(path, monkeypatch, tmp_path):
+    text, codes = run_case(path, monkeypatch, tmp_path)
+    assert path.stem in codes, f"{path.name} does not produce {path.stem}: {codes}\n{text}"
+    check(path.with_suffix(".txt"), _normalize(text, path) + "\n")
+
+
+# --- catalogue examples do what they say --------------------------------------------------------
+
+_NOT_RUNNABLE = {"E102", "E104"}  # a 1,000,000-character spec; bytes that are not UTF-8
+
+
+@pytest.mark.parametrize("code", sorted(set(CATALOGUE) - _NOT_RUNNABLE))
+def test_catalogue_example_produces_its_code(code, monkeypatch, tmp_path):
+    entry = CATALOGUE[code]
+    path = tmp_path / f"{code}.{entry.example_format}"
+    path.write_text(entry.example.split("   #")[0] + "\n", encoding="utf-8")
+    if entry.needs_model:
+        path.with_suffix(".model").write_text("examples/seed_model.py:Network\n")
+    _, codes = run_case(path, monkeypatch, tmp_path)
+    assert code in codes
