@@ -1,8 +1,10 @@
-"""The ``specopt`` command line: compile, check and list.
+"""The ``specopt`` command line: compile, check, list, fmt and diff.
 
 Exit status: 0 on success, 1 when a spec has errors, 2 for usage errors (bad
 arguments, unreadable files, models that cannot be loaded). Bad input never
-shows a traceback. ``check`` and ``list`` never import torch.
+shows a traceback. ``check``, ``list`` and ``fmt`` never import torch.
+``fmt --check`` also exits 1 when a file would change; ``diff`` exits 0 whether
+or not the specs differ.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from . import __version__
 from .diagnostics import Diagnostic, SpecError, render_all, render_json
 from .registry import CLIP_MODES, OPTIMIZERS, SCHEDULES, STATEMENTS
 from .report import format_value
+from .data import YamlUnavailable
 from .spec import Spec, load
 
 EXIT_SPEC_ERROR = 1
@@ -52,14 +55,24 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--model", required=True, metavar="REF",
                      help="module:Name, path/to/file.py:Name, or a factory call such as mod:make(3, width=64)")
     cmd.add_argument("--json", action="store_true", help="print the per-parameter assignment as JSON")
+    cmd.add_argument("--summary", action="store_true",
+                     help="also print torchinfo's per-layer table of the model with the spec applied")
+    cmd.add_argument("--input-size", type=_input_size, metavar="C,H,W",
+                     help="with --summary: run a CPU forward pass on an input of this size (batch 1 prepended)")
     _format_option(cmd)
+    _import_option(cmd)
     cmd.set_defaults(run=_compile)
+    _explain_parser(sub)
     cmd = sub.add_parser("check", help="validate specs without a model (never imports torch)")
     cmd.add_argument("specs", nargs="+", metavar="spec")
     _format_option(cmd)
+    _import_option(cmd)
     cmd.set_defaults(run=_check)
     cmd = sub.add_parser("list", help="list statements, optimizers and their options, clip modes, schedules")
     cmd.set_defaults(run=_list)
+    cmd = sub.add_parser("schema", help="print the JSON Schema of a plan, for .json and .yaml plan files")
+    cmd.set_defaults(run=_schema)
+    _add_fmt_and_diff(sub)
     return parser
 
 
@@ -68,11 +81,29 @@ def _format_option(cmd: argparse.ArgumentParser) -> None:
                      help="how to print diagnostics (json: for editors and CI annotations)")
 
 
-def _load(path: str) -> Spec:
+def _import_option(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--allow-import", action="store_true",
+                     help='allow an optimizer named by import path, optimizer "package.module:Class": '
+                     "imports and runs that module (the current directory is searched too)")
+
+
+def _load(path: str, allow_import: bool = False) -> Spec:
+    if allow_import and "" not in sys.path:
+        sys.path.insert(0, "")  # find modules in the current directory, as --model does
     try:
-        return load(path)
+        return load(path, allow_import)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except YamlUnavailable as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+
+
+def _schema(args) -> int:
+    """Print the JSON Schema that a plan written as JSON or YAML follows."""
+    from .plan import Plan
+
+    print(json.dumps(Plan.model_json_schema(), indent=2))
+    return 0
 
 
 def _print_diagnostics(diags: Sequence[Diagnostic], source, args) -> None:
@@ -86,7 +117,7 @@ def _check(args) -> int:
     status = 0
     for path in args.specs:
         try:
-            spec = _load(path)
+            spec = _load(path, args.allow_import)
         except SpecError as exc:
             _print_diagnostics(exc.diagnostics, exc.source, args)
             status = EXIT_SPEC_ERROR
@@ -102,13 +133,15 @@ def _compile(args) -> int:
     from .modelref import ModelRefError, load_model
     from .report import assignment_json, describe_schedule, text_report
 
-    spec = _load(args.spec)
+    _check_summary_args(args)
+    spec = _load(args.spec, args.allow_import)
     try:
         model = load_model(args.model)
     except ModelRefError as exc:
         raise UsageError(str(exc)) from None
     compiled = spec.compile(model)
     resolution = compiled.resolution
+    table = _summary_table(args, model)
     if args.json:
         print(json.dumps(assignment_json(resolution, spec.source), indent=2))
         return 0
@@ -116,7 +149,97 @@ def _compile(args) -> int:
     total = sum(p.info.numel for p in resolution.params)
     print(f"{args.spec} against {args.model}: {len(resolution.params)} tensors, {total:,} elements\n")
     clip = compiled.clipper.describe() + " (before every optimizer.step())" if compiled.clipper else None
-    print(text_report(resolution, clip, describe_schedule(resolution)))
+    print(text_report(resolution, clip, describe_schedule(resolution), compiled.implementation.describe()))
+    if table is not None:
+        print("\n" + table)
+    return 0
+
+
+# --- compile --summary -----------------------------------------------------------------------
+
+def _input_size(text: str) -> tuple[int, ...]:
+    from .summary import parse_input_size
+
+    try:
+        return parse_input_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _check_summary_args(args) -> None:
+    """Reject flag combinations before any work, and a missing torchinfo before compiling."""
+    from .summary import SummaryError, require_torchinfo
+
+    if args.input_size is not None and not args.summary:
+        raise UsageError("--input-size applies only with --summary")
+    if args.summary and args.json:
+        raise UsageError("--summary prints a table and cannot be combined with --json")
+    if args.summary:
+        try:
+            require_torchinfo()
+        except SummaryError as exc:
+            raise UsageError(str(exc)) from None
+
+
+def _summary_table(args, model) -> str | None:
+    """torchinfo's table of the compiled model (its freezes applied), or ``None`` without --summary."""
+    from .summary import SummaryError, summarize
+
+    if not args.summary:
+        return None
+    try:
+        return summarize(model, args.input_size)
+    except SummaryError as exc:
+        raise UsageError(str(exc)) from None
+
+
+# --- explain ---------------------------------------------------------------------------------
+
+class _ExplainParser(argparse.ArgumentParser):
+    """The explain parser: SELECTOR may come after ``--model REF`` as well as before it.
+
+    argparse fills an optional positional only from the arguments before the
+    first option, which would leave the selector of ``explain SPEC --model REF
+    SELECTOR`` unrecognized; the first leftover plain argument is the selector.
+    """
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if getattr(namespace, "selector", None) is None and extras and not extras[0].startswith("-"):
+            namespace.selector = extras.pop(0)
+        return namespace, extras
+
+
+def _explain_parser(sub) -> None:
+    cmd = sub.add_parser("explain", help="show every statement that set each parameter's state and values")
+    cmd.__class__ = _ExplainParser  # subparsers share one parser class; only explain needs this one
+    cmd.add_argument("spec", help="the .opt file")
+    cmd.add_argument("selector", nargs="?",
+                     help="only the parameters this selector picks, e.g. 'convolution2*', '@*Norm*', 'ndim<2'")
+    cmd.add_argument("--model", required=True, metavar="REF",
+                     help="module:Name, path/to/file.py:Name, or a factory call such as mod:make(3, width=64)")
+    cmd.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    _format_option(cmd)
+    _import_option(cmd)
+    cmd.set_defaults(run=_explain)
+
+
+def _explain(args) -> int:
+    from .explain import explain, render_text
+    from .modelref import ModelRefError, load_model
+
+    spec = _load(args.spec, args.allow_import)
+    try:
+        model = load_model(args.model)
+    except ModelRefError as exc:
+        raise UsageError(str(exc)) from None
+    compiled = spec.compile(model)
+    result = explain(compiled, args.selector, model)
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+        return 0
+    _print_diagnostics(compiled.resolution.warnings, spec.source, args)
+    print(render_text(result))
     return 0
 
 
@@ -128,6 +251,7 @@ def _list(args) -> int:
     for o in OPTIMIZERS.values():
         print(f"  {o.name:<12} {o.target:<24} {o.summary}")
         print("  " + " " * 13 + " ".join(f"{opt.name}={format_value(opt.default)}" for opt in o.options))
+    _list_extensions()
     print("\nclip modes:")
     for c in CLIP_MODES.values():
         print(f"  {c.name:<8} {c.summary}")
@@ -135,3 +259,130 @@ def _list(args) -> int:
     for sch in SCHEDULES.values():
         print(f"  {sch.syntax:<44} {sch.summary}")
     return 0
+
+
+def _list_extensions() -> None:
+    """The optimizers installed packages add; loading them imports those packages' modules."""
+    from .extensions import ENTRY_POINT_GROUP, installed_extensions
+
+    extensions = installed_extensions()
+    if not extensions:
+        return
+    print(f"\nextension optimizers (entry points '{ENTRY_POINT_GROUP}'):")
+    for ext in extensions:
+        if ext.hidden:
+            print(f"  warning: '{ext.name}' from {ext.package} is hidden by the builtin optimizer of "
+                  "that name; the package should rename its entry point")
+        elif ext.problem is not None:
+            print(f"  {ext.name:<12} from {ext.package}: error: {ext.problem}")
+        else:
+            print(f"  {ext.name:<12} {ext.info.target:<24} {ext.info.summary} (from {ext.package})")
+            print("  " + " " * 13 + " ".join(f"{o.name}={format_value(o.default)}" for o in ext.info.options))
+
+
+# --- fmt and diff ------------------------------------------------------------------------------
+
+def _add_fmt_and_diff(sub) -> None:
+    cmd = sub.add_parser("fmt", help="rewrite specs in the canonical layout (never imports torch)")
+    cmd.add_argument("files", nargs="+", metavar="spec")
+    cmd.add_argument("--check", action="store_true",
+                     help="change nothing: list the files that would change and exit 1 if any would")
+    _import_option(cmd)
+    cmd.set_defaults(run=_fmt)
+    cmd = sub.add_parser("diff", help="compare what two specs do to each parameter of a model "
+                         "(exit 0 with or without differences)")
+    cmd.add_argument("a", help="the old .opt file")
+    cmd.add_argument("b", help="the new .opt file")
+    cmd.add_argument("--model", required=True, metavar="REF",
+                     help="module:Name, path/to/file.py:Name, or a factory call such as mod:make(3, width=64)")
+    cmd.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    _import_option(cmd)
+    cmd.set_defaults(run=_diff)
+
+
+def _fmt(args) -> int:
+    """Format each file; files with spec errors are reported and left untouched."""
+    from pathlib import Path
+
+    from .fmt import format_spec
+    from .spec import parse, read_spec_text
+
+    specs, errors = {}, 0
+    for path in dict.fromkeys(args.files):
+        if Path(path).suffix.lower() in (".json", ".yaml", ".yml"):
+            raise UsageError(f"{path}: fmt formats spec text, not a plan stored as data")
+        try:
+            data = Path(path).read_bytes()
+            specs[path] = (parse(read_spec_text(path), path, args.allow_import), data)
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        except SpecError as exc:
+            _print_diagnostics(exc.diagnostics, exc.source, args)
+            errors += 1
+    formatted = {path: format_spec(spec) for path, (spec, _) in specs.items()}
+    changed = [path for path, (_, data) in specs.items() if formatted[path].encode("utf-8") != data]
+    for path in changed:
+        if not args.check:
+            _write(path, formatted[path])
+        print(f"{'would reformat' if args.check else 'reformatted'} {path}")
+    print(_fmt_summary(len(changed), len(specs) - len(changed), errors, args.check), file=sys.stderr)
+    return EXIT_SPEC_ERROR if errors or (args.check and changed) else 0
+
+
+def _write(path: str, text: str) -> None:
+    from pathlib import Path
+
+    try:
+        Path(path).write_text(text, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _fmt_summary(changed: int, same: int, errors: int, check: bool) -> str:
+    def files(n: int) -> str:
+        return f"{n} file{'s' if n != 1 else ''}"
+
+    parts = [f"{files(changed)} {'would be reformatted' if check else 'reformatted'}",
+             f"{files(same)} already formatted"]
+    if errors:
+        parts.append(f"{files(errors)} with errors left unchanged")
+    return ", ".join(parts)
+
+
+def _diff(args) -> int:
+    """Compile both specs against fresh instances of one model and print what changes."""
+    from .diff import diff_json, diff_resolutions, render_text, resolve_spec
+
+    specs = []
+    for path in (args.a, args.b):
+        try:
+            specs.append(_load(path, args.allow_import))
+        except SpecError as exc:
+            _print_diagnostics(exc.diagnostics, exc.source, args)
+    if len(specs) < 2:
+        return EXIT_SPEC_ERROR
+    resolutions = []
+    for spec in specs:
+        try:
+            resolutions.append(resolve_spec(spec, lambda: _build_model(args.model)))
+        except SpecError as exc:
+            _print_diagnostics(exc.diagnostics, exc.source, args)
+    if len(resolutions) < 2:
+        return EXIT_SPEC_ERROR
+    for spec, res in zip(specs, resolutions):
+        _print_diagnostics(res.warnings, spec.source, args)
+    try:
+        diff = diff_resolutions(*resolutions, args.a, args.b)
+    except ValueError as exc:
+        raise UsageError(f"{args.model}: {exc}") from None
+    print(json.dumps(diff_json(diff, args.model), indent=2) if args.json else render_text(diff, args.model))
+    return 0
+
+
+def _build_model(ref: str):
+    from .modelref import ModelRefError, load_model
+
+    try:
+        return load_model(ref)
+    except ModelRefError as exc:
+        raise UsageError(str(exc)) from None

@@ -1,0 +1,290 @@
+"""Diff: what changes for each parameter between two specs compiled against the same model.
+
+``specopt diff a.opt b.opt --model REF`` compiles each spec against its own
+fresh instance of the model and compares the two resolutions parameter by
+parameter:
+
+* frozen state;
+* param group, by group name: a group is named after the statements that set
+  its values (``head``, or ``group@6:35`` for an unnamed one) or ``default``.
+  The line and column in a name are ignored, since they move whenever lines
+  are added, removed or reformatted. A group that merely gains or loses
+  members is no change for the parameters that stay in it: the parameters that
+  moved are reported themselves;
+* every hyperparameter whose value differs, where the parameter is trained on
+  at least one side (a parameter frozen on both sides is never seen by the
+  optimizer). A key that only one optimizer has is shown as absent on the
+  other side.
+
+It also reports the optimizer, clip and schedule when they change, and totals:
+parameters changed, tensors and elements frozen, and param groups, before and
+after. This module imports no torch; :func:`resolve_spec` compiles with it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .report import describe_schedule, format_value
+from .resolve import ParamAssignment, Resolution
+from .spec import Spec
+
+NAMES_SHOWN = 8
+ARROW = "->"
+_POSITION = re.compile(r"@\d+:\d+")
+
+
+class _Absent:
+    """The value of a hyperparameter the other side's optimizer does not have."""
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+ABSENT = _Absent()
+
+
+@dataclass(frozen=True)
+class Side:
+    """The spec-level facts of one side of a diff."""
+
+    spec: str
+    optimizer: str
+    clip: str | None
+    schedule: str | None
+    groups: int
+    frozen_tensors: int
+    frozen_elements: int
+
+
+@dataclass(frozen=True)
+class ParamDiff:
+    """How one parameter differs between the two specs."""
+
+    name: str
+    numel: int
+    frozen: tuple[bool, bool]
+    group: tuple[str | None, str | None]
+    group_sizes: tuple[int, int]
+    group_changed: bool
+    settings: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        """Whether anything differs for this parameter."""
+        return self.frozen[0] != self.frozen[1] or self.group_changed or bool(self.settings)
+
+
+@dataclass(frozen=True)
+class SpecDiff:
+    """The whole comparison: both sides' facts and every parameter's differences, in model order."""
+
+    a: Side
+    b: Side
+    params: tuple[ParamDiff, ...]
+
+    @property
+    def changed(self) -> list[ParamDiff]:
+        """The parameters with any difference."""
+        return [p for p in self.params if p.changed]
+
+    @property
+    def empty(self) -> bool:
+        """Whether the two specs train the model identically."""
+        return not self.changed and _spec_lines(self) == []
+
+
+def resolve_spec(spec: Spec, make_model: Callable[[], Any]) -> Resolution:
+    """Compile ``spec`` against a fresh model from ``make_model``; return its resolution."""
+    return spec.compile(make_model()).resolution
+
+
+def diff_resolutions(a: Resolution, b: Resolution, a_name: str, b_name: str) -> SpecDiff:
+    """Compare two resolutions of the same model's parameters."""
+    if [(p.info.name, p.info.shape) for p in a.params] != [(p.info.name, p.info.shape) for p in b.params]:
+        raise ValueError("the two models have different parameters; both specs must be compiled "
+                         "against the same model")
+    params = tuple(_param_diff(pa, pb, a, b) for pa, pb in zip(a.params, b.params))
+    return SpecDiff(_side(a, a_name), _side(b, b_name), params)
+
+
+def _side(res: Resolution, name: str) -> Side:
+    clip = res.plan.clip
+    frozen = [p for p in res.params if p.frozen]
+    return Side(name, res.optimizer.name, f"{clip.mode} {format_value(clip.max)}" if clip else None,
+                describe_schedule(res), len(res.groups), len(frozen), sum(p.info.numel for p in frozen))
+
+
+def _param_diff(pa: ParamAssignment, pb: ParamAssignment, a: Resolution, b: Resolution) -> ParamDiff:
+    names = (_group_name(pa, a), _group_name(pb, b))
+    group_changed = _without_positions(names[0]) != _without_positions(names[1])
+    settings = {} if pa.frozen and pb.frozen else _settings_diff(pa, pb)
+    return ParamDiff(pa.info.name, pa.info.numel, (pa.frozen, pb.frozen), names,
+                     (_group_size(pa, a), _group_size(pb, b)), group_changed, settings)
+
+
+def _without_positions(name: str | None) -> str | None:
+    """``group@6:35+head`` → ``group@+head``: the statements, not where they stand."""
+    return None if name is None else _POSITION.sub("@", name)
+
+
+def _group_size(p: ParamAssignment, res: Resolution) -> int:
+    return 0 if p.group is None else len(res.groups[p.group].params)
+
+
+def _group_name(p: ParamAssignment, res: Resolution) -> str | None:
+    return None if p.group is None else res.groups[p.group].name
+
+
+def _settings_diff(pa: ParamAssignment, pb: ParamAssignment) -> dict[str, tuple[Any, Any]]:
+    keys = list(pa.settings) + [k for k in pb.settings if k not in pa.settings]
+    out = {}
+    for key in keys:
+        old = pa.settings[key].value if key in pa.settings else ABSENT
+        new = pb.settings[key].value if key in pb.settings else ABSENT
+        if not _same(old, new):
+            out[key] = (old, new)
+    return out
+
+
+def _same(old: Any, new: Any) -> bool:
+    """``1`` and ``1.0`` are the same hyperparameter value; ``true`` and ``1`` are not."""
+    if old is ABSENT or new is ABSENT:
+        return old is new
+    return isinstance(old, bool) == isinstance(new, bool) and old == new
+
+
+# --- rendering -------------------------------------------------------------------------------
+
+def show(value: Any) -> str:
+    """A value as a spec would write it, floats exactly (so that near-equal values read differently)."""
+    if value is ABSENT:
+        return "(absent)"
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    if isinstance(value, tuple):
+        return "(" + ", ".join(show(v) for v in value) + ")"
+    return format_value(value)
+
+
+def render_text(diff: SpecDiff, model: str) -> str:
+    """The review-friendly text report: spec-level changes, parameter changes, totals."""
+    total = len(diff.params)
+    elements = sum(p.numel for p in diff.params)
+    lines = [f"{diff.a.spec} {ARROW} {diff.b.spec} against {model}: {total} tensors, {elements:,} elements", ""]
+    spec_lines = _spec_lines(diff)
+    lines += spec_lines + ([""] if spec_lines else [])
+    blocks = _blocks(diff.changed)
+    if not blocks:
+        lines += ["no parameter changes", ""]
+    for names, rows in blocks:
+        lines += _names(names) + [f"      {row}" for row in rows] + [""]
+    lines += _totals(diff)
+    return "\n".join(lines)
+
+
+def _spec_lines(diff: SpecDiff) -> list[str]:
+    out = []
+    for label, old, new in (("optimizer", diff.a.optimizer, diff.b.optimizer),
+                            ("clip", diff.a.clip, diff.b.clip),
+                            ("schedule", diff.a.schedule, diff.b.schedule)):
+        if old != new:
+            out.append(f"{label:<10} {old or 'none'} {ARROW} {new or 'none'}")
+    return out
+
+
+def _blocks(changed: list[ParamDiff]) -> list[tuple[list[str], list[str]]]:
+    """Parameters with identical changes share one block, in model order of their first member."""
+    blocks: dict[tuple[str, ...], list[str]] = {}
+    for p in changed:
+        blocks.setdefault(tuple(_rows(p)), []).append(p.name)
+    return [(names, list(rows)) for rows, names in blocks.items()]
+
+
+def _rows(p: ParamDiff) -> list[str]:
+    rows = []
+    if p.frozen[0] != p.frozen[1]:
+        rows.append(f"{'frozen':<14}{_yes(p.frozen[0])} {ARROW} {_yes(p.frozen[1])}")
+    if p.group_changed:
+        rows.append(f"{'group':<14}{_group(p, 0)} {ARROW} {_group(p, 1)}")
+    rows += [f"{key:<14}{show(old)} {ARROW} {show(new)}" for key, (old, new) in p.settings.items()]
+    return rows
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _group(p: ParamDiff, side: int) -> str:
+    if p.group[side] is None:
+        return "(frozen)"
+    size = p.group_sizes[side]
+    return f"{p.group[side]} ({size} tensor{'s' if size != 1 else ''})"
+
+
+def _names(names: list[str]) -> list[str]:
+    out = [f"  {n}" for n in names[:NAMES_SHOWN]]
+    if len(names) > NAMES_SHOWN:
+        out.append(f"  ... and {len(names) - NAMES_SHOWN} more")
+    return out
+
+
+def _totals(diff: SpecDiff) -> list[str]:
+    a, b = diff.a, diff.b
+    changed = diff.changed
+    return [
+        f"changed       {len(changed)} of {len(diff.params)} parameters "
+        f"({sum(p.numel for p in changed):,} elements)",
+        f"frozen        {a.frozen_tensors} tensors, {a.frozen_elements:,} elements {ARROW} "
+        f"{b.frozen_tensors} tensors, {b.frozen_elements:,} elements",
+        f"param groups  {a.groups} {ARROW} {b.groups}",
+    ]
+
+
+def diff_json(diff: SpecDiff, model: str) -> dict[str, Any]:
+    """The comparison as JSON-ready data; ``params`` lists only the parameters that change.
+
+    ``identical`` is true when nothing differs, parameters, optimizer, clip or schedule.
+    """
+    changed = diff.changed
+    return {
+        "model": model, "identical": diff.empty, "a": _side_json(diff.a), "b": _side_json(diff.b),
+        "totals": {"params": len(diff.params), "changed": len(changed),
+                   "changed_elements": sum(p.numel for p in changed)},
+        "params": [_param_json(p) for p in changed],
+    }
+
+
+def _side_json(side: Side) -> dict[str, Any]:
+    return {"spec": side.spec, "optimizer": side.optimizer, "clip": side.clip, "schedule": side.schedule,
+            "groups": side.groups, "frozen": {"tensors": side.frozen_tensors, "elements": side.frozen_elements}}
+
+
+def _param_json(p: ParamDiff) -> dict[str, Any]:
+    return {
+        "name": p.name, "numel": p.numel,
+        "frozen": {"old": p.frozen[0], "new": p.frozen[1]},
+        "group": {"old": p.group[0], "new": p.group[1], "changed": p.group_changed},
+        "settings": {k: _pair_json(old, new) for k, (old, new) in p.settings.items()},
+    }
+
+
+def _pair_json(old: Any, new: Any) -> dict[str, Any]:
+    """``{"old": ..., "new": ...}``, leaving out the side whose optimizer lacks the key."""
+    out = {}
+    if old is not ABSENT:
+        out["old"] = _jsonable(old)
+    if new is not ABSENT:
+        out["new"] = _jsonable(new)
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
