@@ -121,10 +121,9 @@ def _make_clipper(plan: Plan, optimizer: torch.optim.Optimizer) -> Clipper | Non
 def _apply_requires_grad(resolution: Resolution) -> None:
     changed = []
     try:
-        for p in resolution.params:
-            tensor = resolution.tensors[p.info.name]
-            if tensor.requires_grad == p.frozen:
-                tensor.requires_grad_(not p.frozen)
+        for tensor, frozen in resolution.frozen_flags():
+            if tensor.requires_grad == frozen:
+                tensor.requires_grad_(not frozen)
                 changed.append(tensor)
     except Exception:
         for tensor in changed:

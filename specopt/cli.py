@@ -59,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="also print torchinfo's per-layer table of the model with the spec applied")
     cmd.add_argument("--input-size", type=_input_size, metavar="C,H,W",
                      help="with --summary: run a CPU forward pass on an input of this size (batch 1 prepended)")
+    cmd.add_argument("--meta", action="store_true",
+                     help="build the model on the meta device (no memory for weights) and report the "
+                     "assignment without building the optimizer")
     _format_option(cmd)
     _import_option(cmd)
     cmd.set_defaults(run=_compile)
@@ -130,26 +133,25 @@ def _check(args) -> int:
 
 
 def _compile(args) -> int:
-    from .modelref import ModelRefError, load_model
-    from .report import assignment_json, describe_schedule, text_report
+    from .report import assignment_json, describe_clip, describe_schedule, tensor_count, text_report
 
     _check_summary_args(args)
+    if args.meta and args.summary:
+        raise UsageError("--summary needs the real weights; drop --meta")
     spec = _load(args.spec, args.allow_import)
-    try:
-        model = load_model(args.model)
-    except ModelRefError as exc:
-        raise UsageError(str(exc)) from None
-    compiled = spec.compile(model)
-    resolution = compiled.resolution
+    model = _build_model(args.model, meta=args.meta)
+    if args.meta:
+        resolution, implementation = spec.resolve(model), "not built (--meta: the model has no weights)"
+    else:
+        compiled = spec.compile(model)
+        resolution, implementation = compiled.resolution, compiled.implementation.describe()
     table = _summary_table(args, model)
     if args.json:
         print(json.dumps(assignment_json(resolution, spec.source), indent=2))
         return 0
     _print_diagnostics(resolution.warnings, spec.source, args)
-    total = sum(p.info.numel for p in resolution.params)
-    print(f"{args.spec} against {args.model}: {len(resolution.params)} tensors, {total:,} elements\n")
-    clip = compiled.clipper.describe() + " (before every optimizer.step())" if compiled.clipper else None
-    print(text_report(resolution, clip, describe_schedule(resolution), compiled.implementation.describe()))
+    print(f"{args.spec} against {args.model}: {tensor_count(resolution.params)}\n")
+    print(text_report(resolution, describe_clip(resolution), describe_schedule(resolution), implementation))
     if table is not None:
         print("\n" + table)
     return 0
@@ -226,15 +228,10 @@ def _explain_parser(sub) -> None:
 
 def _explain(args) -> int:
     from .explain import explain, render_text
-    from .modelref import ModelRefError, load_model
 
     spec = _load(args.spec, args.allow_import)
-    try:
-        model = load_model(args.model)
-    except ModelRefError as exc:
-        raise UsageError(str(exc)) from None
-    compiled = spec.compile(model)
-    result = explain(compiled, args.selector, model)
+    compiled = spec.compile(_build_model(args.model))
+    result = explain(compiled, args.selector)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
         return 0
@@ -350,7 +347,7 @@ def _fmt_summary(changed: int, same: int, errors: int, check: bool) -> str:
 
 
 def _diff(args) -> int:
-    """Compile both specs against fresh instances of one model and print what changes."""
+    """Resolve both specs against fresh instances of one model and print what changes."""
     from .diff import diff_json, diff_resolutions, render_text, resolve_spec
 
     specs = []
@@ -379,10 +376,16 @@ def _diff(args) -> int:
     return 0
 
 
-def _build_model(ref: str):
+def _build_model(ref: str, meta: bool = False):
     from .modelref import ModelRefError, load_model
 
     try:
-        return load_model(ref)
+        if not meta:
+            return load_model(ref)
+        import torch
+
+        with torch.device("meta"):
+            return load_model(ref)
     except ModelRefError as exc:
         raise UsageError(str(exc)) from None
+

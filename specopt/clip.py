@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import torch
@@ -31,15 +30,18 @@ class Clipper:
     def __call__(self) -> torch.Tensor | None:
         """Clip now; return the total norm before clipping (``None`` when clipping by value).
 
-        The result equals ``torch.nn.utils.clip_grad_norm_``. When every gradient
-        is on the CPU, where reading the norm costs no device sync, the scaling
-        pass is skipped if the norm is already within the maximum (torch would
-        multiply every gradient by exactly 1).
+        The result equals ``torch.nn.utils.clip_grad_norm_``: parameters without
+        a gradient are skipped, and with none at all the total norm is 0 (and
+        clipping by value does nothing). When every gradient is on the CPU,
+        where reading the norm costs no device sync, the scaling pass is
+        skipped if the norm is already within the maximum (torch would multiply
+        every gradient by exactly 1).
         """
-        if self.norm_type is None:
-            torch.nn.utils.clip_grad_value_(self.params, self.max_value)
-            return None
         grads = [p.grad for p in self.params if p.grad is not None]
+        if self.norm_type is None:
+            if grads:  # torch's clip_grad_value_ raises on a list without gradients
+                torch.nn.utils.clip_grad_value_(self.params, self.max_value)
+            return None
         total = torch.nn.utils.get_total_norm(grads, self.norm_type)
         self.last_norm = total
         if grads and all(g.device.type == "cpu" for g in grads) and float(total) + _EPS <= self.max_value:
@@ -66,10 +68,3 @@ class Clipper:
     def attached(self) -> bool:
         """Whether the clipper runs on every ``optimizer.step()``."""
         return self._handle is not None
-
-    def describe(self) -> str:
-        """One line saying what is clipped and how."""
-        if self.norm_type is None:
-            return f"value: every gradient element clamped to [-{self.max_value:g}, {self.max_value:g}]"
-        p = "inf" if math.isinf(self.norm_type) else f"{self.norm_type:g}"
-        return f"l{p} norm: total gradient norm scaled down to at most {self.max_value:g}"

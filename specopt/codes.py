@@ -130,7 +130,8 @@ _ENTRIES = (
              "group head.*",
              "Add the hyperparameters it should set, e.g. lr=1e-3."),
     CodeInfo("E211", "unknown clip mode",
-             "A clip statement's mode is not l2, l1, inf, lP for some p > 0, or value.",
+             "A clip statement's mode is not l2, l1, inf (or linf), lP for a decimal P > 0 such as l3 "
+             "or l1.5, or value.",
              "clip l0 2",
              "Use one of those modes."),
     CodeInfo("E220", "import not allowed",

@@ -45,8 +45,8 @@ class Compiled:
     def explain(self, selector: str | None = None, model=None) -> str:
         """Every statement that touched each parameter (or those ``selector`` picks) and its final values.
 
-        A selector is matched against ``model``, the module this spec was compiled
-        against; ``specopt.explain.explain`` returns the same as data.
+        A selector is matched against ``model``, by default the module this spec
+        was compiled against; ``specopt.explain.explain`` returns the same as data.
         """
         from .explain import explain, render_text
 

@@ -1,7 +1,8 @@
 """Plans as data: read a plan from a JSON or YAML file, with the diagnostics of a spec file.
 
-A data plan has the shape of ``Plan.model_dump()``. Spans are optional, and
-dropped: they point into the text a plan was dumped from, not into this file.
+A data plan has the shape of ``Plan.model_dump()``. Spans in the file are
+optional and replaced: the plan's nodes get spans into this file, so that
+later errors (a selector that selects nothing) point at the right line.
 Validation is the plan's own (constructing a :class:`Plan` runs ``check_plan``);
 every problem becomes a :class:`Diagnostic` with a stable code and the path of
 its field (``statements.2.options.0.value``), positioned at the key in YAML and
@@ -60,7 +61,7 @@ def load_data(path: str | Path, allow_import: bool = False) -> tuple[Plan, Sourc
 
 def parse_data(text: str, fmt: str, name: str = "<string>", allow_import: bool = False) -> tuple[Plan, Source]:
     """Validate a plan written as JSON or YAML (``fmt``); raise :class:`SpecError` with every problem."""
-    source = Source(text, name)
+    source = Source(text, name, fmt)
     if len(text) > MAX_SOURCE_CHARS:
         raise SpecError([Diagnostic("E102", f"spec is too large ({len(text)} characters; the limit "
                                     f"is {MAX_SOURCE_CHARS})", Span(start=0, end=0))], source)
@@ -76,7 +77,7 @@ def parse_data(text: str, fmt: str, name: str = "<string>", allow_import: bool =
     diags = _plan_diagnostics(doc, allow_import)
     if diags:
         raise SpecError(diags, source)
-    return Plan.model_validate(_rewrite(doc.data, (), lambda path: None)), source
+    return Plan.model_validate(_rewrite(doc.data, (), doc.locate)), source
 
 
 def dump_plan(plan: Plan) -> dict:
@@ -222,7 +223,7 @@ def _diagnostic(err: dict, path: Path_, doc: _Document) -> Diagnostic:
         return Diagnostic("E107", "a statement is missing 'kind'", span,
                           "kind is one of: " + ", ".join(STATEMENTS), path=path)
     if kind == "invalid_key":
-        return Diagnostic("E108", f"keys must be strings, got {_show(path[-1])}", span, path=path[:-1])
+        return Diagnostic("E108", f"keys must be strings, got {_show(err.get('input'))}", span, path=path[:-1])
     return _bad_value(err, path, span)
 
 

@@ -28,10 +28,14 @@ class Span(BaseModel):
 
 @dataclass(frozen=True)
 class Source:
-    """A spec text and the name it is reported under (a path or ``<string>``)."""
+    """A spec text, the name it is reported under (a path or ``<string>``) and its format.
+
+    ``format`` is ``"spec"`` for the spec language, ``"json"`` or ``"yaml"`` for a plan written as data.
+    """
 
     text: str
     name: str = "<string>"
+    format: str = "spec"
 
     def line_col(self, offset: int) -> tuple[int, int]:
         """Return the 1-based line and column of a character offset."""
@@ -146,6 +150,8 @@ def suggest(word: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
 
     A word with glob wildcards is compared by its literal part against the
     closest run of characters in each candidate, so ``@*Nrom*`` finds ``LayerNorm``.
+    When nothing is that close, candidates that contain the word are offered,
+    shortest first, so ``conv`` finds ``convolution1_1``.
     """
     core = "".join(ch for ch in word if ch not in "*?[]{}^~!@").lower()
     fuzzy = core != word.lower()
@@ -158,6 +164,8 @@ def suggest(word: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
         dist = _window_distance(core, cand_l) if fuzzy else edit_distance(core, cand_l)
         if dist <= budget:
             scored.append((dist, len(cand), cand))
+    if not scored and len(core) >= 3:
+        scored = [(len(c), 0, c) for c in set(candidates) if core in c.lower()]
     return [c for *_, c in sorted(scored)[:limit]]
 
 

@@ -1,7 +1,8 @@
-"""Diff: what changes for each parameter between two specs compiled against the same model.
+"""Diff: what changes for each parameter between two specs resolved against the same model.
 
-``specopt diff a.opt b.opt --model REF`` compiles each spec against its own
-fresh instance of the model and compares the two resolutions parameter by
+``specopt diff a.opt b.opt --model REF`` resolves each spec against its own
+fresh instance of the model, without building an optimizer or changing the
+model (``Spec.resolve``), and compares the two resolutions parameter by
 parameter:
 
 * frozen state;
@@ -18,7 +19,8 @@ parameter:
 
 It also reports the optimizer, clip and schedule when they change, and totals:
 parameters changed, tensors and elements frozen, and param groups, before and
-after. This module imports no torch; :func:`resolve_spec` compiles with it.
+after. What only torch can reject when it builds the optimizer is left to
+``specopt compile``. This module imports no torch; :func:`resolve_spec` does.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .report import describe_schedule, format_value
+from .report import describe_schedule, format_value, plural
 from .resolve import ParamAssignment, Resolution
 from .spec import Spec
 
@@ -98,8 +100,8 @@ class SpecDiff:
 
 
 def resolve_spec(spec: Spec, make_model: Callable[[], Any]) -> Resolution:
-    """Compile ``spec`` against a fresh model from ``make_model``; return its resolution."""
-    return spec.compile(make_model()).resolution
+    """Resolve ``spec`` against a fresh model from ``make_model``, building nothing."""
+    return spec.resolve(make_model())
 
 
 def diff_resolutions(a: Resolution, b: Resolution, a_name: str, b_name: str) -> SpecDiff:
@@ -172,9 +174,8 @@ def show(value: Any) -> str:
 
 def render_text(diff: SpecDiff, model: str) -> str:
     """The review-friendly text report: spec-level changes, parameter changes, totals."""
-    total = len(diff.params)
-    elements = sum(p.numel for p in diff.params)
-    lines = [f"{diff.a.spec} {ARROW} {diff.b.spec} against {model}: {total} tensors, {elements:,} elements", ""]
+    counts = f"{plural(len(diff.params), 'tensor')}, {plural(sum(p.numel for p in diff.params), 'element')}"
+    lines = [f"{diff.a.spec} {ARROW} {diff.b.spec} against {model}: {counts}", ""]
     spec_lines = _spec_lines(diff)
     lines += spec_lines + ([""] if spec_lines else [])
     blocks = _blocks(diff.changed)
@@ -236,10 +237,10 @@ def _totals(diff: SpecDiff) -> list[str]:
     a, b = diff.a, diff.b
     changed = diff.changed
     return [
-        f"changed       {len(changed)} of {len(diff.params)} parameters "
-        f"({sum(p.numel for p in changed):,} elements)",
-        f"frozen        {a.frozen_tensors} tensors, {a.frozen_elements:,} elements {ARROW} "
-        f"{b.frozen_tensors} tensors, {b.frozen_elements:,} elements",
+        f"changed       {len(changed)} of {plural(len(diff.params), 'parameter')} "
+        f"({plural(sum(p.numel for p in changed), 'element')})",
+        f"frozen        {plural(a.frozen_tensors, 'tensor')}, {plural(a.frozen_elements, 'element')} {ARROW} "
+        f"{plural(b.frozen_tensors, 'tensor')}, {plural(b.frozen_elements, 'element')}",
         f"param groups  {a.groups} {ARROW} {b.groups}",
     ]
 

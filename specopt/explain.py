@@ -113,8 +113,8 @@ class Explanation:
 def explain(compiled: "Compiled", selector: str | None = None, model=None) -> Explanation:
     """Explain every parameter of ``compiled``, or only those ``selector`` picks.
 
-    A selector is matched against ``model``, the module the spec was compiled
-    against (a :class:`Compiled` does not keep it). Raises :class:`SpecError`
+    A selector is matched against ``model``, by default the module the spec was
+    compiled against. Raises :class:`SpecError`
     when the selector is malformed or selects nothing.
     """
     resolution = compiled.resolution
@@ -133,7 +133,7 @@ def select(compiled: "Compiled", selector: str, model) -> tuple[str, ...]:
     Errors (syntax, E301 "selects nothing" with the closest real names) are
     raised as :class:`SpecError` against the selector text itself.
     """
-    index = _selector_index(model)
+    index = _selector_index(model if model is not None else compiled.resolution.model)
     plan = _selector_plan(selector)
     defaults = {k: s.value for k, s in compiled.resolution.base.items()}
     try:
@@ -158,8 +158,7 @@ def _selector_plan(selector: str):
 
 def _selector_index(model) -> ModelIndex:
     if model is None:
-        raise ValueError("a selector is matched against the model: pass model=, the module this spec "
-                         "was compiled against")
+        raise ValueError("this resolution has no model to match a selector against: pass model=")
     return index_model(model)
 
 
@@ -203,7 +202,7 @@ def _touch(origin: Origin, p: ParamAssignment, resolution: Resolution, source: S
     for opt in stmt.options:
         value, written = opt.value, format_value(opt.value)
         if isinstance(value, Relative):
-            value, written = resolution.base[opt.key].value * value.factor, f"x{value.factor:g}"
+            value, written = value.of(resolution.base[opt.key].value), f"x{value.factor:g}"
         sets.append(SetValue(opt.key, value, written, _later(p.settings[opt.key].origin, origin, source)))
     return Touch(_ref(origin, source), tuple(sets))
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 
+from .parse import comment_start
 from .plan import Option, Plan, Relative, Term
 from .spec import Spec, parse
 
@@ -47,7 +48,7 @@ def format_text(text: str, name: str = "<string>") -> str:
 
 def format_spec(spec: Spec) -> str:
     """Return a parsed spec's source text in the canonical layout."""
-    if any(stmt.span is None for stmt in spec.plan.statements):
+    if spec.source.format != "spec" or any(stmt.span is None for stmt in spec.plan.statements):
         raise ValueError("only a spec parsed from spec text can be formatted, not a plan read as data")
     text = spec.source.text
     by_line = _statements_by_line(spec.plan, text)
@@ -67,7 +68,7 @@ def _statements_by_line(plan: Plan, text: str) -> dict[int, list]:
 
 def _format_line(line: str, statements: list, text: str) -> list[str]:
     """The canonical lines for one source line: its statements, then its comment."""
-    cut = line.find("#")
+    cut = comment_start(line)
     comment = line[cut:].rstrip() if cut >= 0 else ""
     rendered = [format_statement(stmt, text) for stmt in statements]
     if not rendered:

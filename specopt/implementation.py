@@ -7,7 +7,11 @@ torch's default is foreach, and fused is faster still. So specopt picks fused
 wherever torch supports it for every trainable tensor (its device type and a
 floating dtype) and otherwise leaves torch's own per-device default, which is
 the faster of foreach and single-tensor there. A spec that sets ``fused`` or
-``foreach`` on its optimizer statement pins the choice.
+``foreach`` (to true or false) on its optimizer statement pins the choice;
+``fused=false`` alone pins torch's default. The automatic choice applies only to
+the builtin optimizers (:data:`specopt.registry.OPTIMIZERS`): an extension or
+import-path class that takes a ``fused`` argument keeps torch's default, since
+nothing says its fused path computes the same update.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from .registry import OptimizerInfo
+from .registry import OPTIMIZERS, OptimizerInfo
 
 
 @dataclass(frozen=True)
@@ -36,28 +40,43 @@ class Implementation:
 def choose_implementation(info: OptimizerInfo, params: Sequence[torch.Tensor],
                           pinned: Mapping[str, Any]) -> Implementation:
     """Pick the implementation for ``params``; ``pinned`` holds the spec's optimizer-wide flags."""
-    if pinned.get("fused") or pinned.get("foreach") is not None:
-        return Implementation(_pinned_name(pinned), "set by the spec")
+    if pinned.get("fused") is not None or pinned.get("foreach") is not None:
+        return _pinned(info, pinned, params)
+    default = _default_name(params, pinned)
+    if OPTIMIZERS.get(info.name) is not info:
+        return Implementation(default, f"{info.name} is not a builtin optimizer, and specopt chooses "
+                              "fused only for builtins; torch's default")
     if info.option("fused") is None:
-        return Implementation(_default_name(params), f"{info.name} has no fused implementation; torch's default")
+        return Implementation(default, f"{info.name} has no fused implementation; torch's default")
     if pinned.get("differentiable"):
-        return Implementation(_default_name(params), "fused does not support differentiable=true")
+        return Implementation(default, "fused does not support differentiable=true")
     unsupported = _fused_unsupported(info, params)
     if unsupported:
-        return Implementation(_default_name(params), f"fused does not support {unsupported}; torch's default")
+        return Implementation(default, f"fused does not support {unsupported}; torch's default")
     devices = ", ".join(sorted({p.device.type for p in params}))
     return Implementation("fused", f"{info.name} supports fused on {devices} for these dtypes", {"fused": True})
 
 
-def _pinned_name(pinned: Mapping[str, Any]) -> str:
+def _pinned(info: OptimizerInfo, pinned: Mapping[str, Any], params: Sequence[torch.Tensor]) -> Implementation:
+    """The implementation the spec's flags select.
+
+    ``fused=false`` without ``foreach`` means torch's per-device default. torch's
+    builtins apply that default only when both flags are unset and otherwise run
+    single-tensor, so for them the default is passed on as an explicit ``foreach``.
+    """
     if pinned.get("fused"):
-        return "fused"
-    return "foreach" if pinned.get("foreach") else "single-tensor"
+        return Implementation("fused", "set by the spec")
+    if pinned.get("foreach") is not None:
+        return Implementation("foreach" if pinned["foreach"] else "single-tensor", "set by the spec")
+    name = _default_name(params, pinned)
+    builtin = OPTIMIZERS.get(info.name) is info and info.option("foreach") is not None
+    return Implementation(name, "set by the spec", {"foreach": name == "foreach"} if builtin else {})
 
 
-def _default_name(params: Sequence[torch.Tensor]) -> str:
+def _default_name(params: Sequence[torch.Tensor], pinned: Mapping[str, Any]) -> str:
+    """torch's per-device default: foreach when every tensor is on CUDA (and not differentiable)."""
     on_cuda = bool(params) and all(p.device.type == "cuda" for p in params)
-    return "foreach" if on_cuda else "single-tensor"
+    return "foreach" if on_cuda and not pinned.get("differentiable") else "single-tensor"
 
 
 def _fused_unsupported(info: OptimizerInfo, params: Sequence[torch.Tensor]) -> str | None:

@@ -13,10 +13,11 @@ names (tied or shared parameters) is one entry with aliases.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .diagnostics import Diagnostic, did_you_mean, suggest
-from .plan import Selector
+from .plan import Selector, Term
 from .selectors import NamePattern, class_glob, ndim_test
 
 
@@ -160,79 +161,104 @@ def class_names(cls: type) -> tuple[str, ...]:
     return tuple(out)
 
 
-class Entry:
-    """One parameter tensor found by the walk: its names and the atoms that select it."""
+@dataclass
+class Found:
+    """The parameters of a model in columns: first names, tensors, matching atoms, other names."""
 
-    __slots__ = ("tensor", "name", "hits", "aliases")
-
-    def __init__(self, tensor: Any, name: str, hits: frozenset[int]):
-        self.tensor = tensor
-        self.name = name
-        self.hits = hits
-        self.aliases: list[str] = []
+    names: list[str] = field(default_factory=list)
+    tensors: list[Any] = field(default_factory=list)
+    hits: list[frozenset[int]] = field(default_factory=list)
+    aliases: dict[int, list[str]] = field(default_factory=dict)
 
 
-def walk(model, matcher: TreeMatcher) -> list[Entry]:
+def walk(model, matcher: TreeMatcher) -> Found:
     """Visit every parameter of ``model`` once per name, in ``named_parameters`` order.
 
-    ``Entry.hits`` holds the name and class atoms that select the tensor under
-    any of its names; rank atoms are left to the caller (``TreeMatcher.ndim``).
+    ``hits`` holds the name and class atoms that select each tensor under any
+    of its names; rank atoms are left to the caller (``TreeMatcher.ndim``).
     """
-    entries: dict[int, Entry] = {}
-    leaves, child, leaf = matcher._leaves, matcher.child, matcher.leaf
+    found = Found()
+    names, tensors, hits, aliases = found.names, found.tensors, found.hits, found.aliases
+    position: dict[int, int] = {}
+    leaves, children, child, leaf = matcher._leaves, matcher._children, matcher.child, matcher.leaf
 
     def visit(module, prefix: str, state: int) -> None:
         for name, tensor in module._parameters.items():
             if tensor is None:
                 continue
-            hits = leaves.get((state, name)) or leaf(state, name)
-            entry = entries.get(id(tensor))
-            if entry is None:
-                entries[id(tensor)] = Entry(tensor, prefix + name, hits)
+            matched = leaves.get((state, name))
+            if matched is None:
+                matched = leaf(state, name)
+            k = position.setdefault(id(tensor), len(names))
+            if k == len(names):
+                names.append(prefix + name)
+                tensors.append(tensor)
+                hits.append(matched)
             else:
-                entry.aliases.append(prefix + name)
-                entry.hits = entry.hits | hits
+                aliases.setdefault(k, []).append(prefix + name)
+                hits[k] = hits[k] | matched
         for name, sub in module._modules.items():
             if sub is not None:
-                visit(sub, prefix + name + ".", child(state, name, type(sub)))
+                cls = type(sub)
+                after = children.get((state, name, cls))
+                visit(sub, prefix + name + ".", child(state, name, cls) if after is None else after)
 
     visit(model, "", matcher.root(type(model)))
-    return list(entries.values())
+    return found
 
 
 MAX_SUGGESTION_CANDIDATES = 50_000
 
 
 def selection_errors(rules, matcher: TreeMatcher, seen: set[frozenset[int]], index) -> list[Diagnostic]:
-    """E301 for atoms that select nothing, E302 for intersections that select nothing together.
+    """E301 for atoms that select nothing, E302 for terms that select nothing though their atoms do.
 
-    ``seen`` holds, for each parameter, the set of atom ids that select it.
+    ``seen`` holds, for each parameter, the set of atom ids that select it. An
+    optional (``~``) atom that selects nothing is no error, and neither is the
+    empty term it causes, nor an empty term of optional atoms only.
     """
     hit = frozenset().union(*seen) if seen else frozenset()
     diags = []
-    for _, _, stmt, terms in rules:
-        for term, (pos, neg) in zip(stmt.selectors, terms):
-            live = [matcher.ids[atom_key(a)] in hit or a.optional for a in term.atoms]
-            diags += [_nothing(a, index) for a, ok in zip(term.atoms, live) if not ok]
-            together = any(pos <= h and not (neg & h) for h in seen)
-            if len(term.atoms) > 1 and all(live) and not together and not all(a.optional for a in term.atoms):
-                diags.append(Diagnostic("E302", "these selectors select nothing together", term.span,
-                                        "each selects something on its own, but no parameter satisfies all"))
+    for rule in rules:
+        for term, (pos, neg) in zip(rule.statement.selectors, rule.terms):
+            dead = [a for a in term.atoms if matcher.ids[atom_key(a)] not in hit]
+            diags += [_nothing(a, index) for a in dead if not a.optional]
+            if dead:
+                continue
+            optional = all(a.optional for a in term.atoms)
+            if not optional and not any(pos <= h and not (neg & h) for h in seen):
+                diags.append(_empty_term(term))
     return diags
 
 
+def _empty_term(term: Term) -> Diagnostic:
+    if len(term.atoms) == 1:
+        atom = term.atoms[0]
+        inner = atom.text.lstrip("!~")
+        return Diagnostic("E302", f"'{atom.text}' selects nothing", term.span,
+                          f"'{inner}' selects every parameter, so its complement is empty")
+    return Diagnostic("E302", "these selectors select nothing together", term.span,
+                      "each selects something on its own, but no parameter satisfies all of them")
+
+
 def _nothing(atom: Selector, index) -> Diagnostic:
+    inner = atom.text.lstrip("!~")
+    subject = f"selector '{inner}'" + (f" (in '{atom.text}')" if inner != atom.text else "")
+    message = f"{subject} selects nothing (prefix it with ~ if that is intended)"
+    return Diagnostic("E301", message, atom.span, _nothing_hint(atom, index))
+
+
+def _nothing_hint(atom: Selector, index) -> str | None:
     if atom.kind == "ndim":
         ranks = sorted({p.ndim for p in index.params})
-        hint = "parameter ranks in this model: " + ", ".join(map(str, ranks))
-    elif atom.kind == "class":
+        return "parameter ranks in this model: " + ", ".join(map(str, ranks))
+    if atom.kind == "class":
         names = {n for names in index.module_classes.values() for n in names if "." not in n}
-        hint = did_you_mean(atom.pattern, names) or "module classes here: " + ", ".join(sorted(names)[:12])
-    else:
-        close = suggest(atom.pattern, _windows(index, atom), limit=5)
-        hint = ("closest real names: " + ", ".join(close)) if close else None
-    return Diagnostic("E301", f"selector '{atom.text}' selects nothing (prefix it with ~ if that is intended)",
-                      atom.span, hint)
+        return did_you_mean(atom.pattern, names) or "module classes here: " + ", ".join(sorted(names)[:12])
+    if atom.anchored and NamePattern(atom.pattern, anchored=False).matches_any(p.names for p in index.params):
+        return f"'{atom.pattern}' matches below the root: drop the '^', or spell the path from the root"
+    close = suggest(atom.pattern, _windows(index, atom), limit=5)
+    return ("closest real names: " + ", ".join(close)) if close else None
 
 
 def _windows(index, atom: Selector) -> set[str]:

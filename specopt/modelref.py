@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import itertools
+import keyword
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,18 +51,47 @@ def _split(ref: str) -> tuple[str, tuple[tuple, dict] | None]:
 
 def _import(module_part: str):
     if module_part.endswith(".py"):
-        path = Path(module_part)
-        if not path.is_file():
-            raise ModelRefError(f"no such file: {module_part}")
-        name = f"specopt_user_{path.stem}"
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        _run(lambda: spec.loader.exec_module(module), module_part)
-        return module
+        return _import_file(Path(module_part), module_part)
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, "")
     return _run(lambda: importlib.import_module(module_part), module_part)
+
+
+def _import_file(path: Path, what: str):
+    """Import a file as ``import <stem>`` from its folder would, so qualified class names match.
+
+    When that name already belongs to another module, the file gets a name of
+    its own (``specopt_user_<stem>``, numbered if need be) rather than replacing
+    it; the same file imported before is reused, as ``import`` would.
+    """
+    if not path.is_file():
+        raise ModelRefError(f"no such file: {what}")
+    name = file_module_name(path)
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        _run(lambda: spec.loader.exec_module(module), what)
+    except ModelRefError:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def file_module_name(path: Path) -> str:
+    """The module name a model file is imported under: its stem, unless another module has it."""
+    stem = path.stem
+    importable = stem.isidentifier() and not keyword.iskeyword(stem)
+    candidates = itertools.chain([stem] if importable else [], [f"specopt_user_{stem}"],
+                                 (f"specopt_user_{stem}_{i}" for i in itertools.count(2)))
+    return next(n for n in candidates if n not in sys.modules or _is_file(sys.modules[n], path))
+
+
+def _is_file(module, path: Path) -> bool:
+    file = getattr(module, "__file__", None)
+    return file is not None and Path(file).resolve() == path.resolve()
 
 
 def _run(action, what: str):

@@ -2,7 +2,7 @@
 
 The grammar (``grammar/specopt.lark``) is loaded once into a cached LALR parser
 with positions. Statements are separated by newlines and ``;`` (outside
-comments), so the text is cut into statements and each is parsed on its own:
+comments and quoted strings), so the text is cut into statements and each is parsed on its own:
 one bad statement is reported without hiding the errors of the others. Lark's
 exceptions are turned into diagnostics here, at this one boundary.
 """
@@ -10,6 +10,7 @@ exceptions are turned into diagnostics here, at this one boundary.
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -74,18 +75,38 @@ def parse_text(text: str, name: str = "<string>", allow_import: bool = False) ->
 
 
 def split_statements(text: str) -> list[tuple[int, str]]:
-    """Cut text into ``(offset, statement_text)`` pieces at newlines and at ``;`` outside comments."""
+    """Cut text into ``(offset, statement_text)`` pieces at newlines and at ``;`` outside comments.
+
+    A ``;`` or ``#`` inside a double-quoted string (the grammar's ``STRING``, which
+    ends on the same line) belongs to the string. A quote without its closing
+    quote on the line is no string, so it hides nothing.
+    """
     pieces, offset = [], 0
     for line in text.split("\n"):
-        code_end = line.find("#")
-        code = line if code_end < 0 else line[:code_end]
-        pos = 0
-        for part in code.split(";"):
-            if part.strip():
-                pieces.append((offset + pos, part))
-            pos += len(part) + 1
+        start = 0
+        for mark in _SEPARATOR.finditer(line):
+            if mark.group() in ";#":
+                _add_piece(pieces, offset + start, line[start:mark.start()])
+                start = mark.end()
+                if mark.group() == "#":
+                    break
+        else:
+            _add_piece(pieces, offset + start, line[start:])
         offset += len(line) + 1
     return pieces
+
+
+_SEPARATOR = re.compile(r'"[^"\n]*"|[;#]')
+
+
+def comment_start(line: str) -> int:
+    """The index of the ``#`` that starts the comment of one line (quoted ``#`` aside), or -1."""
+    return next((m.start() for m in _SEPARATOR.finditer(line) if m.group() == "#"), -1)
+
+
+def _add_piece(pieces: list[tuple[int, str]], offset: int, part: str) -> None:
+    if part.strip():
+        pieces.append((offset, part))
 
 
 def _parse_chunk(chunk: str, start: int) -> list:
@@ -114,8 +135,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, chunk: str, start: int) -> Diagnost
         return Diagnostic("E101", f"unknown statement '{word}'", Span(start=start + pos, end=start + pos + len(word)),
                           did_you_mean(word, STATEMENTS) or "statements: " + ", ".join(STATEMENTS))
     found = f"'{word}'" if word else ("end of statement" if pos >= len(chunk.rstrip()) else f"'{chunk[pos]}'")
-    expected = _expected_words(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())
-    message = f"unexpected {found}" + (f", expected {expected}" if expected else "")
+    message = f"unexpected {found}" + _expectation(exc, chunk, pos)
     keyword = chunk.split()[0]
     hint = f"the form is: {STATEMENTS[keyword].syntax}" if keyword in STATEMENTS else None
     if chunk[pos:pos + 1] == "=" and keyword == "group":
@@ -141,9 +161,43 @@ _EXPECTED = {
 }
 
 
-def _expected_words(names) -> str:
-    words = sorted({_EXPECTED[n] for n in names if n in _EXPECTED})
-    return " or ".join(words)
+_TUPLE_ONLY = frozenset({"RPAR", "COMMA"})
+_BRACKET = re.compile(r'"[^"\n]*"|[()]')
+
+
+def _expectation(exc: UnexpectedInput, chunk: str, pos: int) -> str:
+    """What should have come at ``pos``, as the end of the message (``""``: nothing to say).
+
+    The LALR tables share the states after a value between options and tuple
+    items, so lark lists ``)`` and ``,`` after every value; they are named only
+    inside an open tuple, where ``key=value`` is not possible.
+    """
+    history = getattr(exc, "token_history", None) or [None]  # lark gives [None] at the first token
+    if history[-1] is not None and _bad_factor(history[-1], chunk, pos):
+        return "; a factor is x followed by a number, like x0.1"
+    names = set(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())
+    names -= {"KEY"} if _in_tuple(chunk, pos) else _TUPLE_ONLY
+    words = " or ".join(sorted({_EXPECTED[n] for n in names if n in _EXPECTED}))
+    return f", expected {words}" if words else ""
+
+
+def _bad_factor(last: Token, chunk: str, pos: int) -> bool:
+    """Whether the error is glued to a factor (``x0.1x``) or to a value ``x`` (``lr=x-1``)."""
+    if last.end_pos != pos:
+        return False
+    value_x = last.type == "NAME" and str(last) == "x" and chunk[:last.start_pos].rstrip()[-1:] in ("=", "(", ",")
+    return last.type == "FACTOR" or value_x
+
+
+def _in_tuple(chunk: str, pos: int) -> bool:
+    """Whether ``pos`` lies inside an unclosed ``(`` (parentheses in quoted strings aside)."""
+    depth = 0
+    for mark in _BRACKET.finditer(chunk, 0, pos):
+        if mark.group() == "(":
+            depth += 1
+        elif mark.group() == ")":
+            depth = max(depth - 1, 0)
+    return depth > 0
 
 
 def _word_at(chunk: str, pos: int) -> str:

@@ -8,6 +8,7 @@ text or from JSON. A plan round-trips through JSON and publishes a JSON Schema.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -30,6 +31,10 @@ class Relative(Node):
     """A value relative to the base: ``x0.1`` means 0.1 times the optimizer's base value."""
 
     factor: float
+
+    def of(self, base: float) -> float:
+        """The value for ``base``, rounded to 15 significant digits so that 0.7 x 0.1 is 0.07."""
+        return float(f"{base * self.factor:.15g}")
 
 
 Scalar = Union[bool, int, float, str, None]
@@ -170,16 +175,22 @@ class Plan(Node):
 
 
 def parse_clip_mode(mode: str) -> float | None:
-    """Return the norm type of a clip mode (``l2`` → 2.0, ``inf`` → inf), ``None`` for ``value``."""
+    """Return the norm type of a clip mode (``l2`` → 2.0, ``l1.5`` → 1.5, ``inf`` → inf).
+
+    ``None`` for ``value`` and for anything that is not a clip mode: a norm mode
+    is ``inf``, ``linf`` or ``l`` followed by a positive decimal number (digits
+    with an optional fractional part).
+    """
     if mode in ("inf", "linf"):
         return float("inf")
-    if mode.startswith("l"):
-        try:
-            p = float(mode[1:])
-        except ValueError:
-            return None
-        return p if p > 0 and p != float("inf") else None
-    return None
+    match = _NORM_MODE.fullmatch(mode)
+    if match is None:
+        return None
+    p = float(match.group(1))
+    return p if 0 < p < float("inf") else None  # so many digits that float() gives inf: not a p
+
+
+_NORM_MODE = re.compile(r"l([0-9]+(?:\.[0-9]+)?)")
 
 
 # --- whole-plan checks -----------------------------------------------------------------------
@@ -241,9 +252,11 @@ def _check_option(opt: Option, info: OptimizerInfo, group: bool) -> list[Diagnos
     value_span = opt.value_span or opt.span
     if isinstance(opt.value, Relative):
         if not group or spec.kind != "number":
-            where = "in a group statement" if not group else f"for '{opt.key}'"
-            return [Diagnostic("E206", f"a relative value (x{opt.value.factor:g}) is not allowed {where}",
-                               value_span, "relative values scale a numeric base value inside 'group'")]
+            where = ("only in group statements, for numeric keys" if not group else
+                     f"only for numeric keys; '{opt.key}' takes {describe_kind(spec.kind)}")
+            return [Diagnostic("E206", f"a relative value (x{opt.value.factor:g}) is allowed {where}",
+                               value_span, "relative values scale a numeric base value inside 'group', "
+                               "e.g. group head.* lr=x0.1")]
         why = check_bounds(">=0", opt.value.factor)
         return [Diagnostic("E207", f"factor for '{opt.key}' {why}", value_span)] if why else []
     if not check_kind(spec.kind, opt.value):
@@ -264,7 +277,7 @@ def _show(value: Value) -> str:
         return "(" + ", ".join(_show(v) for v in value) + ")"
     if isinstance(value, Relative):
         return f"x{value.factor:g}"
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    return repr(value) if isinstance(value, float) else str(value)  # repr keeps 20.0 apart from 20
 
 
 def _check_selectors(terms: tuple[Term, ...]) -> list[Diagnostic]:
@@ -292,10 +305,10 @@ def _check_clip(s: ClipStatement) -> list[Diagnostic]:
         names = ["l2", "l1", "inf", "value"]
         diags.append(Diagnostic("E211", f"unknown clip mode '{s.mode}'", s.span,
                                 did_you_mean(s.mode, names) or
-                                "use l2, l1, inf, lP for any p > 0 (e.g. l3), or value"))
+                                "use l2, l1, inf, lP for a decimal P > 0 (e.g. l3 or l1.5), or value"))
     why = check_bounds(">0", s.max)
     if why:
-        diags.append(Diagnostic("E207", f"clip maximum {why}, got {_show(s.max)}", s.span))
+        diags.append(Diagnostic("E207", f"clip maximum {why}, got {s.max:g}", s.span))
     return diags
 
 
@@ -305,6 +318,6 @@ def _check_step(s: StepStatement) -> list[Diagnostic]:
         diags.append(Diagnostic("E207", f"step interval must be at least 1, got {s.every}", s.span))
     why = check_bounds(">0", s.gamma)
     if why:
-        diags.append(Diagnostic("E207", f"step factor {why}, got {_show(s.gamma)}", s.span))
+        diags.append(Diagnostic("E207", f"step factor {why}, got {s.gamma:g}", s.span))
     return diags
 

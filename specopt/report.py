@@ -39,11 +39,11 @@ def text_report(resolution: Resolution, clip: str | None, schedule: str | None,
     by_name = {p.info.name: p for p in resolution.params}
     for i, group in enumerate(resolution.groups):
         members = [by_name[n] for n in group.params]
-        lines.append(f"  [{i}] {group.name}  {len(members)} tensors, {_count(members)} elements")
+        lines.append(f"  [{i}] {group.name}  {tensor_count(members)}")
         lines.append("      " + _settings_line(group.settings))
         lines += _names(group.params)
     frozen = [p for p in resolution.params if p.frozen]
-    lines += ["", f"frozen: {len(frozen)} tensors, {_count(frozen)} elements"]
+    lines += ["", f"frozen: {tensor_count(frozen)}"]
     lines += [f"      {p.info.name}  (by {p.frozen_by.label})" for p in frozen[:NAMES_SHOWN]]
     if len(frozen) > NAMES_SHOWN:
         lines.append(f"      ... and {len(frozen) - NAMES_SHOWN} more")
@@ -55,8 +55,14 @@ def _settings_line(settings) -> str:
     return " ".join(f"{k}={format_value(v)}" for k, v in settings.items())
 
 
-def _count(params: list[ParamAssignment]) -> str:
-    return f"{sum(p.info.numel for p in params):,}"
+def plural(count: int, noun: str) -> str:
+    """``count`` and ``noun``, in the plural unless the count is one: ``1 tensor``, ``4,466 elements``."""
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def tensor_count(params: list[ParamAssignment]) -> str:
+    """How many tensors and elements ``params`` hold: ``4 tensors, 3,488 elements``."""
+    return f"{plural(len(params), 'tensor')}, {plural(sum(p.info.numel for p in params), 'element')}"
 
 
 def _names(names: tuple[str, ...]) -> list[str]:
@@ -64,6 +70,17 @@ def _names(names: tuple[str, ...]) -> list[str]:
     if len(names) > NAMES_SHOWN:
         out.append(f"      ... and {len(names) - NAMES_SHOWN} more")
     return out
+
+
+def describe_clip(resolution: Resolution) -> str | None:
+    """One line saying what the clip hook does before every ``optimizer.step()``, or ``None``."""
+    stmt = resolution.plan.clip
+    if stmt is None:
+        return None
+    if stmt.norm_type is None:
+        return f"value: every gradient element clamped to [-{stmt.max:g}, {stmt.max:g}] before every step"
+    p = "inf" if math.isinf(stmt.norm_type) else f"{stmt.norm_type:g}"
+    return f"l{p} norm: total gradient norm scaled down to at most {stmt.max:g} before every step"
 
 
 def describe_schedule(resolution: Resolution) -> str | None:

@@ -4,9 +4,10 @@ The result is a per-parameter assignment (frozen or not, every hyperparameter's
 value, and which statement set it) and the fewest param groups that realise
 it. This stage reads the model but never changes it, and imports no torch.
 
-Whether a statement selects a parameter depends only on which selector atoms
-match it, so the statements are applied once per distinct set of matching
-atoms (a handful, even in models of a million tensors), not once per tensor.
+Selector matching (``match``) walks the module tree once; the statements are
+applied once per distinct set of matching atoms (``cascade``). Per-parameter
+records are built only when asked for, so resolving a model of a million
+tensors costs little more than enumerating them.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
-from .diagnostics import Diagnostic, Source, Span, SpecError
-from .match import Entry, TreeMatcher, atom_key, class_names, selection_errors, walk
-from .plan import FreezeStatement, GroupStatement, Plan, Relative
+from .cascade import MODEL_ORIGIN, Origin, Outcome, Rules, Setting, cascade, no_effect_warnings
+from .diagnostics import Source, SpecError
+from .match import TreeMatcher, class_names, selection_errors, walk
+from .plan import GroupStatement, Plan
 from .registry import OptimizerInfo
+
+__all__ = ["GroupSpec", "MODEL_ORIGIN", "ModelIndex", "Origin", "ParamAssignment", "ParamInfo", "Resolution",
+           "Setting", "index_model", "origin_of", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,9 @@ class ModelIndex:
     @cached_property
     def params(self) -> tuple[ParamInfo, ...]:
         """Every parameter tensor once, under its first name, with its other names as aliases."""
-        return tuple(_info(e) for e in walk(self.model, TreeMatcher(())))
+        found = walk(self.model, TreeMatcher(()))
+        return tuple(ParamInfo(n, tuple(found.aliases.get(k, ())), tuple(t.shape), bool(t.requires_grad))
+                     for k, (n, t) in enumerate(zip(found.names, found.tensors)))
 
     @cached_property
     def module_classes(self) -> dict[str, tuple[str, ...]]:
@@ -71,32 +78,6 @@ class ModelIndex:
 def index_model(model) -> ModelIndex:
     """Wrap a ``torch.nn.Module`` for resolution."""
     return ModelIndex(model)
-
-
-def _info(entry: Entry) -> ParamInfo:
-    t = entry.tensor
-    return ParamInfo(entry.name, tuple(entry.aliases), tuple(t.shape), bool(t.requires_grad))
-
-
-@dataclass(frozen=True)
-class Origin:
-    """The statement that set a value: its index in the plan, kind, display label and span."""
-
-    index: int
-    kind: str
-    label: str
-    span: Span | None = None
-
-
-MODEL_ORIGIN = Origin(-1, "model", "model (requires_grad=False)")
-
-
-@dataclass(frozen=True)
-class Setting:
-    """A hyperparameter value and the statement that set it (``None``: the optimizer's default)."""
-
-    value: Any
-    origin: Origin | None
 
 
 @dataclass(frozen=True)
@@ -121,16 +102,50 @@ class GroupSpec:
 
 
 @dataclass(frozen=True)
+class _Columns:
+    """Per-parameter data in columns: names, tensors, aliases and which outcome applies."""
+
+    names: list[str]
+    tensors: list[Any]
+    aliases: dict[int, list[str]]
+    outcome_of: list[int]
+    outcomes: list[Outcome]
+    group_of: list[int | None]
+
+
+@dataclass(frozen=True, eq=False)
 class Resolution:
     """The outcome of resolving a plan against a model."""
 
     plan: Plan
     optimizer: OptimizerInfo
     base: Mapping[str, Setting]
-    params: tuple[ParamAssignment, ...]
     groups: tuple[GroupSpec, ...]
-    warnings: tuple[Diagnostic, ...]
-    tensors: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    warnings: tuple
+    columns: _Columns = field(repr=False)
+    model: Any = field(default=None, repr=False)
+
+    @cached_property
+    def params(self) -> tuple[ParamAssignment, ...]:
+        """Every parameter's assignment, in model order."""
+        c = self.columns
+        out = []
+        for k, (name, tensor, o) in enumerate(zip(c.names, c.tensors, c.outcome_of)):
+            outcome = c.outcomes[o]
+            info = ParamInfo(name, tuple(c.aliases.get(k, ())), tuple(tensor.shape), outcome.requires_grad)
+            out.append(ParamAssignment(info, outcome.frozen, outcome.frozen_by, outcome.settings,
+                                       outcome.touched, c.group_of[o]))
+        return tuple(out)
+
+    @cached_property
+    def tensors(self) -> dict[str, Any]:
+        """Each parameter tensor by its canonical name."""
+        return dict(zip(self.columns.names, self.columns.tensors))
+
+    def frozen_flags(self) -> Iterator[tuple[Any, bool]]:
+        """Each tensor with whether the spec leaves it frozen."""
+        c = self.columns
+        return ((t, c.outcomes[o].frozen) for t, o in zip(c.tensors, c.outcome_of))
 
     def param(self, name: str) -> ParamAssignment:
         """Look a parameter up by any of its names."""
@@ -146,17 +161,21 @@ def resolve(plan: Plan, index: ModelIndex, defaults: Mapping[str, Any],
     info = plan.optimizer_info
     base = _base_settings(plan, info, defaults, source)
     matcher = TreeMatcher(a for s in plan.statements for t in getattr(s, "selectors", ()) for a in t.atoms)
-    rules = _rules(plan, source, matcher)
+    rules = Rules(plan.statements, lambda i: origin_of(plan, i, source), matcher)
     with _collector_paused():
-        entries = walk(index.model, matcher)
-        signatures = [(e.hits, e.tensor.dim(), e.tensor.requires_grad) for e in entries]
-        hits = {sig: sig[0] | matcher.ndim(sig[1]) for sig in dict.fromkeys(signatures)}
-        outcomes = {sig: _cascade(h, sig[2], rules, base) for sig, h in hits.items()}
-    diags = selection_errors(rules, matcher, set(hits.values()), index)
+        found = walk(index.model, matcher)
+        signatures = [(h, t.dim(), t.requires_grad) for h, t in zip(found.hits, found.tensors)]
+        number = {sig: k for k, sig in enumerate(dict.fromkeys(signatures))}
+        hits = [sig[0] | matcher.ndim(sig[1]) for sig in number]
+        outcomes = [cascade(h, sig[2], rules, base) for h, sig in zip(hits, number)]
+        outcome_of = [number[sig] for sig in signatures]
+    diags = selection_errors(rules.rules, matcher, set(hits), index)
     if diags:
         raise SpecError(diags, source)
-    with _collector_paused():
-        return _assemble(plan, info, base, entries, signatures, outcomes, rules)
+    groups, group_of = _groups(base, outcomes, found.names, outcome_of)
+    columns = _Columns(found.names, found.tensors, found.aliases, outcome_of, outcomes, group_of)
+    warnings = tuple(no_effect_warnings(rules, outcomes))
+    return Resolution(plan, info, base, groups, warnings, columns, index.model)
 
 
 @contextmanager
@@ -200,87 +219,29 @@ def _base_settings(plan: Plan, info: OptimizerInfo, defaults: Mapping[str, Any],
     return base
 
 
-Rule = tuple  # (statement index, origin, statement, ((positive ids, negative ids), ...))
-
-
-def _rules(plan: Plan, source: Source | None, matcher: TreeMatcher) -> list[Rule]:
-    """The selecting statements, each with its terms as sets of positive and negative atom ids."""
-    rules = []
-    for i, stmt in enumerate(plan.statements):
-        if isinstance(stmt, (FreezeStatement, GroupStatement)):
-            terms = tuple((frozenset(matcher.ids[atom_key(a)] for a in t.atoms if not a.negated),
-                           frozenset(matcher.ids[atom_key(a)] for a in t.atoms if a.negated))
-                          for t in stmt.selectors)
-            rules.append((i, origin_of(plan, i, source), stmt, terms))
-    return rules
-
-
-def selects(terms, hits: frozenset[int]) -> bool:
-    """Whether a statement's terms select a parameter matched by the atom ids ``hits``."""
-    return any(pos <= hits and not (neg & hits) for pos, neg in terms)
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    """The statements applied to one distinct set of matching atoms."""
-
-    frozen: bool
-    frozen_by: Origin | None
-    settings: Mapping[str, Setting]
-    touched: tuple[Origin, ...]
-    changed: frozenset[int]
-
-
-def _cascade(hits: frozenset[int], requires_grad: bool, rules: list[Rule],
-             base: Mapping[str, Setting]) -> _Outcome:
-    frozen, frozen_by = not requires_grad, (None if requires_grad else MODEL_ORIGIN)
-    settings, touched, changed = dict(base), [], set()
-    for i, origin, stmt, terms in rules:
-        if not selects(terms, hits):
-            continue
-        touched.append(origin)
-        if isinstance(stmt, FreezeStatement):
-            if frozen != (stmt.kind == "freeze"):
-                changed.add(i)
-            frozen, frozen_by = stmt.kind == "freeze", origin
-            continue
-        for opt in stmt.options:
-            value = opt.value
-            if isinstance(value, Relative):
-                value = base[opt.key].value * value.factor
-            if settings[opt.key].value != value:
-                changed.add(i)
-            settings[opt.key] = Setting(value, origin)
-    return _Outcome(frozen, frozen_by, settings, tuple(touched), frozenset(changed))
-
-
-def _assemble(plan, info, base, entries: list[Entry], signatures: list, outcomes: dict, rules) -> Resolution:
-    """Build the per-parameter assignment; identical settings share a group, in model order."""
+def _groups(base, outcomes: list[Outcome], names: list[str], outcome_of: list[int]):
+    """Merge outcomes with identical settings into the fewest groups, ordered by first parameter."""
     keys = list(base)
-    group_of: dict[tuple, int] = {}
+    index: dict[tuple, int] = {}
+    group_of: list[int | None] = []
     labels: list[dict[int, str]] = []
-    placement: dict[tuple, int | None] = {}
-    for sig, out in outcomes.items():
+    for out in outcomes:
         if out.frozen:
-            placement[sig] = None
+            group_of.append(None)
             continue
-        g = placement[sig] = group_of.setdefault(tuple(out.settings[k].value for k in keys), len(group_of))
+        g = index.setdefault(tuple(out.settings[k].value for k in keys), len(index))
         if g == len(labels):
             labels.append({})
         _add_labels(labels[g], out)
+        group_of.append(g)
     members: list[list[str]] = [[] for _ in labels]
-    params, tensors = [], {}
-    for e, sig in zip(entries, signatures):
-        out, g = outcomes[sig], placement[sig]
+    for name, o in zip(names, outcome_of):
+        g = group_of[o]
         if g is not None:
-            members[g].append(e.name)
-        params.append(ParamAssignment(_info(e), out.frozen, out.frozen_by, out.settings, out.touched, g))
-        tensors[e.name] = e.tensor
-    names = _unique([_group_name(labels[g]) for g in range(len(labels))])
-    specs = tuple(GroupSpec(names[g], dict(zip(keys, values)), tuple(members[g]))
-                  for values, g in group_of.items())
-    warnings = _no_effect_warnings(plan, rules, outcomes.values())
-    return Resolution(plan, info, base, tuple(params), specs, tuple(warnings), tensors)
+            members[g].append(name)
+    titles = _unique([_group_name(labels[g]) for g in range(len(labels))])
+    groups = tuple(GroupSpec(titles[g], dict(zip(keys, values)), tuple(members[g])) for values, g in index.items())
+    return groups, group_of
 
 
 def _unique(names: list[str]) -> list[str]:
@@ -293,7 +254,7 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-def _add_labels(labels: dict[int, str], out: _Outcome) -> None:
+def _add_labels(labels: dict[int, str], out: Outcome) -> None:
     origins = [s.origin for s in out.settings.values() if s.origin is not None and s.origin.kind == "group"]
     if not origins:
         labels[-1] = "default"
@@ -303,26 +264,3 @@ def _add_labels(labels: dict[int, str], out: _Outcome) -> None:
 
 def _group_name(labels: dict[int, str]) -> str:
     return "+".join(dict.fromkeys(labels[i] for i in sorted(labels)))
-
-
-def _no_effect_warnings(plan: Plan, rules: list[Rule], outcomes) -> list[Diagnostic]:
-    """W302 for statements that change nothing, W301 for statements overridden wherever they apply."""
-    out = []
-    for i, origin, stmt, _ in rules:
-        reached = [o for o in outcomes if origin in o.touched]
-        if not reached:
-            continue
-        if not any(i in o.changed for o in reached):
-            out.append(Diagnostic("W302", "statement changes nothing: the parameters it selects already "
-                                  "have these values", stmt.span, severity="warning"))
-        elif not any(_decided_by(o, i) for o in reached):
-            out.append(Diagnostic("W301", "statement has no effect: later statements override it for "
-                                  "every parameter it selects", stmt.span, severity="warning"))
-    return out
-
-
-def _decided_by(o: _Outcome, i: int) -> bool:
-    """Whether statement ``i`` decides any part of a final state."""
-    if o.frozen_by is not None and o.frozen_by.index == i:
-        return True
-    return not o.frozen and any(s.origin is not None and s.origin.index == i for s in o.settings.values())

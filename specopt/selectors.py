@@ -232,6 +232,10 @@ class NamePattern:
         """Whether the states reached so far mean a match."""
         return len(self._elems) in states
 
+    def matches_any(self, names_per_param) -> bool:
+        """Whether this selector selects any parameter, given each parameter's names."""
+        return any(self.matches(n) for names in names_per_param for n in names)
+
     def matches(self, name: str) -> bool:
         """Whether this selector selects the parameter (or module) called ``name``."""
         states = self.start

@@ -127,3 +127,14 @@ def test_step_unit_steps(seed_model):
 def test_implementation_flags_reach_torch(seed_model):
     compiled = specopt.parse("optimizer adamw foreach=false").compile(seed_model)
     assert compiled.optimizer.defaults["foreach"] is False
+
+
+def test_resolve_on_the_meta_device_changes_nothing():
+    from seed_model import Network
+
+    with torch.device("meta"):
+        model = Network()
+    resolution = specopt.load(SEED_SPEC).resolve(model)
+    assert [g.name for g in resolution.groups] == ["group@6:35", "default"]
+    assert all(p.requires_grad for p in model.parameters())
+    assert resolution.model is model

@@ -117,3 +117,70 @@ def test_list_shows_the_registry():
     out = run("list")
     assert out.returncode == 0
     assert "adamw" in out.stdout and "torch.optim.AdamW" in out.stdout and "step every N" in out.stdout
+
+
+def test_meta_resolves_without_weights():
+    out = run("compile", "examples/seed.opt", "--model", MODEL, "--meta")
+    assert out.returncode == 0, out.stderr
+    assert "implementation: not built (--meta" in out.stdout and "frozen: 4 tensors, 808 elements" in out.stdout
+    assert run("compile", "examples/seed.opt", "--model", MODEL, "--meta", "--summary").returncode == 2
+
+
+# --- model files are imported under their stem ----------------------------------------------
+
+def test_qualified_class_names_of_a_model_file_use_its_stem(tmp_path):
+    spec = tmp_path / "stem.opt"
+    spec.write_text("group @seed_model.VGG16Stem lr=0.5\n")
+    out = run("compile", str(spec), "--model", MODEL)
+    assert out.returncode == 0, out.stderr
+    assert "[0] group@1:1  8 tensors, 4,296 elements" in out.stdout
+
+
+@pytest.fixture
+def new_modules():
+    """Forget the model files a test imports (only those: torch's lazily imported modules stay)."""
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if name.startswith("specopt_user_"):
+            del sys.modules[name]
+
+
+def test_a_model_file_reuses_its_module_or_keeps_clear_of_another(tmp_path, new_modules):
+    import seed_model  # imported from examples/ by conftest, as `import seed_model` there would
+
+    from specopt.modelref import load_model
+
+    assert type(load_model(f"{ROOT}/examples/seed_model.py:Network")) is seed_model.Network
+    other = tmp_path / "seed_model.py"
+    other.write_text("import torch\n\nclass Network(torch.nn.Linear):\n    def __init__(self):\n"
+                     "        super().__init__(2, 1)\n")
+    model = load_model(f"{other}:Network")
+    assert type(model).__module__ == "specopt_user_seed_model" and sys.modules["seed_model"] is seed_model
+    assert type(load_model(f"{other}:Network")) is type(model)  # the same file again: the same module
+    third = tmp_path / "third" / "seed_model.py"
+    third.parent.mkdir()
+    third.write_text(other.read_text())
+    assert type(load_model(f"{third}:Network")).__module__ == "specopt_user_seed_model_2"
+
+
+def test_a_model_file_without_a_module_name_gets_one(tmp_path, new_modules):
+    from specopt.modelref import load_model
+
+    path = tmp_path / "my-net.py"
+    path.write_text("import torch\n\nclass Net(torch.nn.Linear):\n    def __init__(self):\n"
+                    "        super().__init__(2, 1)\n")
+    assert type(load_model(f"{path}:Net")).__module__ == "specopt_user_my-net"
+
+
+def test_compile_report_counts_in_the_singular_for_one(tmp_path):
+    from specopt.report import plural
+
+    spec = tmp_path / "one.opt"
+    spec.write_text("freeze classifier.bias\ngroup classifier.weight lr=0.5\n")
+    out = run("compile", str(spec), "--model", MODEL)
+    assert out.returncode == 0, out.stderr
+    assert "[1] group@2:1  1 tensor, 160 elements" in out.stdout
+    assert "frozen: 1 tensor, 10 elements" in out.stdout
+    assert [plural(n, "element") for n in (0, 1, 2, 1000)] == ["0 elements", "1 element", "2 elements",
+                                                               "1,000 elements"]

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+import specopt
 from specopt.clip import Clipper
 
 
@@ -56,3 +57,28 @@ def test_attach_and_detach():
     clipper.last_norm = None
     opt.step()
     assert not clipper.attached and clipper.last_norm is None
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf, 3.0])
+def test_no_gradients_yet_gives_torchs_zero_norm(norm_type):
+    ours, theirs = [nn.Parameter(torch.ones(3))], [nn.Parameter(torch.ones(3))]
+    clipper = Clipper(ours, f"l{norm_type}", 1.0, norm_type)
+    got = clipper()
+    expected = nn.utils.clip_grad_norm_(theirs, 1.0, norm_type)
+    assert torch.equal(got, expected) and torch.equal(clipper.last_norm, torch.tensor(0.0))
+    assert ours[0].grad is None
+
+
+def test_value_clipping_without_gradients_does_nothing():
+    params = [nn.Parameter(torch.ones(3)), nn.Parameter(torch.ones(2))]
+    assert Clipper(params, "value", 0.5, None)() is None
+    assert all(p.grad is None for p in params)
+
+
+@pytest.mark.parametrize("clip", ["value 0.5", "l2 1"])
+def test_a_step_before_any_backward_runs(clip):
+    model = nn.Linear(3, 1)
+    before = [p.detach().clone() for p in model.parameters()]
+    compiled = specopt.compile(f"optimizer sgd lr=0.1; clip {clip}", model)
+    compiled.optimizer.step()
+    assert all(torch.equal(a, p) for a, p in zip(before, model.parameters()))

@@ -136,7 +136,13 @@ def test_models_with_different_parameters_are_refused():
         diff_resolutions(a, b, "a", "b")
 
 
-def test_each_spec_is_compiled_against_a_fresh_model():
+def test_a_spec_that_freezes_everything_can_be_compared():
+    d = diff("clip l2 1", "freeze **")
+    assert len(d.changed) == 10 and (d.a.groups, d.b.groups) == (1, 0)
+    assert all(p.frozen == (False, True) and p.settings == {} for p in d.changed)
+
+
+def test_each_spec_is_resolved_against_a_fresh_model():
     models = []
 
     def make():

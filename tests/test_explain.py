@@ -147,10 +147,10 @@ def test_malformed_selectors_are_positioned_errors(seed, selector, code):
     assert info.value.source.text == selector
 
 
-def test_a_selector_needs_the_model(seed):
-    compiled, _ = seed
-    with pytest.raises(ValueError, match="pass model="):
-        explain(compiled, "convolution2*")
+def test_a_selector_is_matched_against_the_compiled_model(seed):
+    compiled, model = seed
+    assert explain(compiled, "convolution2*") == explain(compiled, "convolution2*", model)
+    assert [p.name for p in explain(compiled, "classifier").params] == ["classifier.weight", "classifier.bias"]
 
 
 def test_text_rendering_and_compiled_explain(overrides):

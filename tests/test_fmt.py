@@ -26,6 +26,7 @@ import specopt
 from golden import cases, check
 from specopt.diagnostics import SpecError
 from specopt.fmt import format_spec, format_text
+from specopt.parse import comment_start
 from specopt.registry import OPTIMIZERS, check_bounds, check_kind
 from specopt.selectors import selector_problems
 
@@ -50,7 +51,7 @@ def plan_of(text: str) -> str:
 def comments_of(text: str) -> list[str]:
     out = []
     for line in text.split("\n"):
-        cut = line.find("#")
+        cut = comment_start(line)
         if cut >= 0:
             out.append(line[cut:].rstrip())
     return out
@@ -347,3 +348,8 @@ def test_fmt_does_not_import_torch(tmp_path):
                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
     assert out.returncode == 0, out.stderr
     assert spec.read_text() == "freeze a\nclip l2 1\n"
+
+
+def test_a_quoted_hash_is_not_a_comment():
+    text = 'optimizer lbfgs line_search_fn="a#b"   # c\n'
+    assert format_text(text) == 'optimizer lbfgs line_search_fn="a#b"  # c\n'

@@ -154,6 +154,7 @@ def test_mutated_specs(text):
 @given(data=st.binary(max_size=400) | st.text(max_size=200).map(str.encode),
        suffix=st.sampled_from([".opt", ".json", ".yaml", ".yml"]))
 @example(data=b"\xff\xfe", suffix=".json")
+@example(data=b"?", suffix=".yaml")                                # a null mapping key at the top
 @example(data=b"[" * 5000, suffix=".json")
 @example(data=b"a: " + b"[" * 5000, suffix=".yaml")
 @example(data=b"x: !!int abc", suffix=".yaml")

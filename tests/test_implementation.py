@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from torch import nn
 
 import specopt
+from specopt.extensions import info_from_class
+from specopt.implementation import choose_implementation
+from specopt.registry import OPTIMIZERS
 
 
 def _model(dtype=torch.float32):
@@ -56,3 +61,38 @@ def test_fused_results_match_the_default_within_float_tolerance(name, options, d
             compiled.optimizer.step()
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_fused_false_pins_torchs_default():
+    compiled = specopt.parse("optimizer adam fused=false").compile(_model())
+    assert compiled.implementation.name == "single-tensor"
+    assert compiled.implementation.reason == "set by the spec"
+    assert compiled.optimizer.defaults["fused"] is False
+
+
+def _on(device_type: str):
+    """A stand-in tensor: the choice of torch's default reads only the device type."""
+    return SimpleNamespace(device=SimpleNamespace(type=device_type))
+
+
+@pytest.mark.parametrize("device, name", [("cuda", "foreach"), ("cpu", "single-tensor")])
+def test_fused_false_keeps_the_per_device_default_that_torch_skips_for_an_explicit_flag(device, name):
+    # torch's builtins run single-tensor whenever fused or foreach is given, so the default is passed on
+    chosen = choose_implementation(OPTIMIZERS["adam"], [_on(device)] * 2, {"fused": False})
+    assert (chosen.name, chosen.reason) == (name, "set by the spec")
+    assert dict(chosen.flags) == {"foreach": name == "foreach"}
+
+
+def test_classes_outside_the_registry_keep_torchs_default_even_when_they_take_fused():
+    compiled = specopt.parse('optimizer "torch.optim:AdamW"', allow_import=True).compile(_model())
+    assert compiled.implementation.name == "single-tensor"
+    assert "not a builtin optimizer" in compiled.implementation.reason
+    assert compiled.implementation.reason.endswith("torch's default")
+    assert compiled.optimizer.defaults["fused"] is None
+
+
+def test_an_extension_entry_equal_to_a_builtin_is_still_not_chosen_fused():
+    entry = info_from_class(torch.optim.Adam, "myadam", "torch.optim.Adam")
+    assert entry.option("fused") is not None
+    chosen = choose_implementation(entry, list(_model().parameters()), {})
+    assert chosen.name == "single-tensor" and not chosen.flags

@@ -9,6 +9,7 @@ import pytest
 import specopt
 from conftest import SEED_SPEC
 from specopt.diagnostics import SpecError
+from specopt.parse import comment_start, split_statements
 from specopt.plan import Plan, Relative
 
 
@@ -93,3 +94,39 @@ def test_plans_are_immutable():
 
 def test_oversized_input_is_refused():
     assert codes("freeze a\n" * 200_000) == ["E102"]
+
+
+def messages(text: str) -> list[str]:
+    with pytest.raises(SpecError) as info:
+        specopt.parse(text)
+    return [d.message for d in info.value.diagnostics]
+
+
+def test_quoted_strings_hold_separators_and_comment_marks():
+    text = 'optimizer lbfgs line_search_fn="a;b" # c\nfreeze x; group y lr=1 # "not; a string"'
+    plan = specopt.parse(text).plan
+    assert [s.kind for s in plan.statements] == ["optimizer", "freeze", "group"]
+    assert plan.optimizer.options[0].value == "a;b"
+    assert specopt.parse('optimizer lbfgs line_search_fn="#1;"').plan.optimizer.options[0].value == "#1;"
+
+
+def test_split_statements_follows_the_string_terminal():
+    assert split_statements('a "x;y" b;c # "d;e"') == [(0, 'a "x;y" b'), (10, "c ")]
+    # an unclosed quote is no STRING, so the ';' after it still separates
+    assert split_statements('a "x;y') == [(0, 'a "x'), (5, "y")]
+    assert split_statements('a "x\ny"; b') == [(0, 'a "x'), (5, 'y"'), (8, " b")]
+    assert comment_start('f "#" # c') == 6 and comment_start('f "#"') == -1
+
+
+@pytest.mark.parametrize("text, message", [
+    ("group classifier lr=x-1", "unexpected '-1'; a factor is x followed by a number, like x0.1"),
+    ("group a lr=x0.1x", "unexpected 'x'; a factor is x followed by a number, like x0.1"),
+    ("group a lr=1 b", "unexpected 'b', expected key=value"),
+    ("group a lr=(0.1 b", "unexpected 'b', expected ')' or ','"),
+    ('group a lr=(")" 2', "unexpected '2', expected ')' or ','"),
+    ("group a lr=(0.1) 2", "unexpected '2', expected key=value"),
+    ("optimizer x-1", "unexpected '-1', expected key=value"),
+    ("=0.1", "unexpected '='"),  # lark knows no token before the first one
+])
+def test_expected_words_fit_the_place_of_the_error(text, message):
+    assert messages(text) == [message]

@@ -385,7 +385,6 @@ class Expected:
     """The reference outcome: error codes, or per-tensor state keyed by the tensor's set of names."""
 
     errors: set
-    lenient_e302: bool  # see test_optional_atom_that_selects_nothing_is_no_error_in_an_intersection
     frozen: dict
     lr: dict
     weight_decay: dict
@@ -395,10 +394,7 @@ class Expected:
 
     def accepts(self, codes: set[str]) -> bool:
         """Whether a SpecError with these codes is the expected outcome."""
-        allowed = [self.errors] if self.errors else []
-        if self.lenient_e302:
-            allowed.append(self.errors | {"E302"})
-        return codes in allowed
+        return bool(self.errors) and codes == self.errors
 
 
 def _number(text: str):
@@ -432,7 +428,7 @@ def expected_resolution(model: nn.Module, stmts) -> Expected:
     """Select with the reference matcher, then apply the statements one by one, key by key."""
     tensors = _tensors(model)
     everything = set(range(len(tensors)))
-    errors, selections, lenient = set(), {}, False
+    errors, selections = set(), {}
     for i, stmt in enumerate(stmts):
         if stmt.kind == "optimizer":
             continue
@@ -445,14 +441,11 @@ def expected_resolution(model: nn.Module, stmts) -> Expected:
             for a, h in zip(term, hits):
                 if a.negated:
                     got -= h
-            # Selectors that each select something but nothing together are an error, unless
-            # every one of them is optional; an optional atom that selects nothing is no error.
-            if not got and len(term) > 1 and all(hits) and not all(a.optional for a in term):
+            # Selectors that each select something but nothing together (or a complement of
+            # everything) are an error, unless every one of them is optional; an optional atom
+            # that selects nothing is no error, nor is the empty term it causes.
+            if not got and all(hits) and not all(a.optional for a in term):
                 errors.add("E302")
-            # specopt currently also reports E302 when an optional atom selects nothing; accepted
-            # here, and pinned as an expected failure by a separate test.
-            lenient |= (not got and len(term) > 1 and not all(hits) and not all(a.optional for a in term)
-                        and all(h or a.optional for a, h in zip(term, hits)))
             chosen |= got
         selections[i] = chosen
 
@@ -474,7 +467,7 @@ def expected_resolution(model: nn.Module, stmts) -> Expected:
             for key, value in stmt.options:
                 values[k][key] = base[key] * float(value[1:]) if value.startswith("x") else _number(value)
     keyed = [frozenset(names) for _, names in tensors]
-    return Expected(errors, lenient, dict(zip(keyed, frozen)), {n: v["lr"] for n, v in zip(keyed, values)},
+    return Expected(errors, dict(zip(keyed, frozen)), {n: v["lr"] for n, v in zip(keyed, values)},
                     {n: v["weight_decay"] for n, v in zip(keyed, values)}, dict(zip(keyed, selected_by)),
                     {n: names[0] for n, (_, names) in zip(keyed, tensors)},
                     {n: names[1:] for n, (_, names) in zip(keyed, tensors)})
@@ -666,8 +659,6 @@ def test_resolution_does_not_depend_on_parameter_order(case_spec, seed):
     assert outcome(text, base) == outcome(text, shuffled), text
 
 
-@pytest.mark.xfail(strict=True, reason="specopt reports E302 when an optional (~) atom of an intersection "
-                   "selects nothing, with the hint 'each selects something on its own'")
 def test_optional_atom_that_selects_nothing_is_no_error_in_an_intersection():
     # '~a' may select nothing (README); then 'a & b' selects nothing, which is no error either.
     model = TINY.build()

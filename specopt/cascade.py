@@ -1,0 +1,143 @@
+"""The cascade: statements applied in order, key by key, to one set of matching selector atoms.
+
+Whether a statement selects a parameter depends only on which atoms match it,
+so the cascade runs once per distinct set of matching atoms, and only over the
+statements that could select it (those naming one of its atoms, plus those
+whose terms are pure complements).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .diagnostics import Diagnostic, Span
+from .match import TreeMatcher, atom_key
+from .plan import FreezeStatement, GroupStatement, Relative
+
+
+@dataclass(frozen=True)
+class Origin:
+    """The statement that set a value: its index in the plan, kind, display label and span."""
+
+    index: int
+    kind: str
+    label: str
+    span: Span | None = None
+
+
+MODEL_ORIGIN = Origin(-1, "model", "model (requires_grad=False)")
+_NONE: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A hyperparameter value and the statement that set it (``None``: the optimizer's default)."""
+
+    value: Any
+    origin: Origin | None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A selecting statement: its index and origin, and its terms as (positive, negative) atom ids."""
+
+    index: int
+    origin: Origin
+    statement: FreezeStatement | GroupStatement
+    terms: tuple[tuple[frozenset[int], frozenset[int]], ...]
+
+    def selects(self, hits: frozenset[int]) -> bool:
+        """Whether this statement selects a parameter matched by the atom ids ``hits``."""
+        return any(pos <= hits and not (neg & hits) for pos, neg in self.terms)
+
+
+class Rules:
+    """The selecting statements of a plan, indexed by the atoms that can make them apply."""
+
+    def __init__(self, statements, origins, matcher: TreeMatcher):
+        self.rules: list[Rule] = []
+        for i, stmt in enumerate(statements):
+            if isinstance(stmt, (FreezeStatement, GroupStatement)):
+                terms = tuple((frozenset(matcher.ids[atom_key(a)] for a in t.atoms if not a.negated),
+                               frozenset(matcher.ids[atom_key(a)] for a in t.atoms if a.negated))
+                              for t in stmt.selectors)
+                self.rules.append(Rule(i, origins(i), stmt, terms))
+        self._by_atom: dict[int, set[int]] = {}
+        self._always: set[int] = set()
+        for k, rule in enumerate(self.rules):
+            for pos, _ in rule.terms:
+                for atom in pos:
+                    self._by_atom.setdefault(atom, set()).add(k)
+                if not pos:
+                    self._always.add(k)
+
+    def candidates(self, hits: frozenset[int]) -> list[Rule]:
+        """The rules that might select a parameter matched by ``hits``, in statement order."""
+        found = set(self._always)
+        for atom in hits:
+            found |= self._by_atom.get(atom, _NONE)
+        return [self.rules[k] for k in sorted(found)]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The statements applied to one distinct set of matching atoms, and what each of them did."""
+
+    requires_grad: bool
+    frozen: bool
+    frozen_by: Origin | None
+    settings: Mapping[str, Setting]
+    touched: tuple[Origin, ...]
+    changed: frozenset[int]
+
+    @property
+    def decided(self) -> frozenset[int]:
+        """The statements that decide part of the final state."""
+        if self.frozen:
+            return frozenset({self.frozen_by.index}) if self.frozen_by else frozenset()
+        out = {s.origin.index for s in self.settings.values() if s.origin is not None}
+        return frozenset(out | ({self.frozen_by.index} if self.frozen_by else set()))
+
+
+def cascade(hits: frozenset[int], requires_grad: bool, rules: Rules, base: Mapping[str, Setting]) -> Outcome:
+    """Apply every statement that selects ``hits``, in order, key by key."""
+    frozen, frozen_by = not requires_grad, (None if requires_grad else MODEL_ORIGIN)
+    settings, touched, changed = dict(base), [], set()
+    for rule in rules.candidates(hits):
+        if not rule.selects(hits):
+            continue
+        touched.append(rule.origin)
+        stmt = rule.statement
+        if isinstance(stmt, FreezeStatement):
+            if frozen != (stmt.kind == "freeze"):
+                changed.add(rule.index)
+            frozen, frozen_by = stmt.kind == "freeze", rule.origin
+            continue
+        for opt in stmt.options:
+            value = opt.value.of(base[opt.key].value) if isinstance(opt.value, Relative) else opt.value
+            if settings[opt.key].value != value:
+                changed.add(rule.index)
+            settings[opt.key] = Setting(value, rule.origin)
+    return Outcome(requires_grad, frozen, frozen_by, settings, tuple(touched), frozenset(changed))
+
+
+def no_effect_warnings(rules: Rules, outcomes) -> list[Diagnostic]:
+    """W302 for statements that change nothing, W301 for statements overridden wherever they apply."""
+    reached, changed, decided = set(), set(), set()
+    for o in outcomes:
+        reached |= {t.index for t in o.touched}
+        changed |= o.changed
+        decided |= o.decided
+    out = []
+    for rule in rules.rules:
+        span = rule.statement.span
+        if rule.index not in reached:
+            continue
+        if rule.index not in changed:
+            out.append(Diagnostic("W302", "statement changes nothing: the parameters it selects already "
+                                  "have these values", span, severity="warning"))
+        elif rule.index not in decided:
+            out.append(Diagnostic("W301", "statement has no effect: other statements override or freeze "
+                                  "every parameter it selects", span, severity="warning"))
+    return out
