@@ -59,7 +59,7 @@ class TreeMatcher:
         self._children: dict[tuple[int, str, type], int] = {}
         self._leaves: dict[tuple[int, str], frozenset[int]] = {}
         self._woken: dict[str, tuple[tuple[int, frozenset[int]], ...]] = {}
-        self._step_plans: dict[frozenset, tuple[dict, dict, tuple]] = {}
+        self._step_plans: dict[frozenset, tuple[dict, dict, tuple, frozenset[int]]] = {}
         self._class_hits: dict[type, frozenset[int]] = {}
         self._ndim_hits: dict[int, frozenset[int]] = {}
 
@@ -84,7 +84,13 @@ class TreeMatcher:
         found = self._leaves.get(key)
         if found is None:
             progress, classes = self._states[state]
-            hits = {i for i, s in self._step(progress, segment) if self._names[i].accepts(s)}
+            default, by_literal, always, accepted = self._plan_step(progress)
+            hits = set(accepted)
+            for i, s in by_literal.get(segment, ()) + always:
+                pattern = self._names[i]
+                if pattern.accepts(pattern.advance(s, segment)):
+                    hits.add(i)
+            hits.update(i for i, s in self._wake(segment) if self._names[i].accepts(s))
             found = self._leaves[key] = frozenset(hits) | self._always | classes
         return found
 
@@ -96,7 +102,7 @@ class TreeMatcher:
         return found
 
     def _step(self, progress: frozenset, segment: str) -> frozenset:
-        default, by_literal, always = self._plan_step(progress)
+        default, by_literal, always, _ = self._plan_step(progress)
         moved = dict(default)
         for i, s in by_literal.get(segment, ()) + always:
             after = self._names[i].advance(s, segment)
@@ -108,8 +114,9 @@ class TreeMatcher:
             moved.setdefault(i, after)
         return frozenset(moved.items())
 
-    def _plan_step(self, progress: frozenset) -> tuple[dict, dict, tuple]:
-        """For in-progress atoms: where they go on an unrelated segment, and which segments move them."""
+    def _plan_step(self, progress: frozenset) -> tuple[dict, dict, tuple, frozenset[int]]:
+        """For in-progress atoms: where they go on an unrelated segment (and which of those accept
+        there), which segments move them otherwise, and those that any segment may move."""
         found = self._step_plans.get(progress)
         if found is None:
             default, by_literal, always = {}, {}, []
@@ -123,7 +130,8 @@ class TreeMatcher:
                 after = self._names[i].loops(s)
                 if after and after != self._rest.get(i):
                     default[i] = after
-            found = self._step_plans[progress] = (default, by_literal, tuple(always))
+            accepted = frozenset(i for i, after in default.items() if self._names[i].accepts(after))
+            found = self._step_plans[progress] = (default, by_literal, tuple(always), accepted)
         return found
 
     def _wake(self, segment: str) -> tuple[tuple[int, frozenset[int]], ...]:

@@ -168,11 +168,10 @@ def resolve(plan: Plan, index: ModelIndex, defaults: Mapping[str, Any],
         number = {sig: k for k, sig in enumerate(dict.fromkeys(signatures))}
         hits = [sig[0] | matcher.ndim(sig[1]) for sig in number]
         outcomes = [cascade(h, sig[2], rules, base) for h, sig in zip(hits, number)]
-        outcome_of = [number[sig] for sig in signatures]
-    diags = selection_errors(rules.rules, matcher, set(hits), index)
-    if diags:
-        raise SpecError(diags, source)
-    groups, group_of = _groups(base, outcomes, found.names, outcome_of)
+        diags = selection_errors(rules.rules, matcher, set(hits), index)
+        if diags:
+            raise SpecError(diags, source)
+        groups, group_of, outcome_of = _groups(base, outcomes, found.names, signatures, number)
     columns = _Columns(found.names, found.tensors, found.aliases, outcome_of, outcomes, group_of)
     warnings = tuple(no_effect_warnings(rules, outcomes))
     return Resolution(plan, info, base, groups, warnings, columns, index.model)
@@ -219,8 +218,11 @@ def _base_settings(plan: Plan, info: OptimizerInfo, defaults: Mapping[str, Any],
     return base
 
 
-def _groups(base, outcomes: list[Outcome], names: list[str], outcome_of: list[int]):
-    """Merge outcomes with identical settings into the fewest groups, ordered by first parameter."""
+def _groups(base, outcomes: list[Outcome], names: list[str], signatures: list, number: dict):
+    """Merge outcomes with identical settings into the fewest groups, ordered by first parameter.
+
+    Returns the groups, each outcome's group (``None`` when frozen) and each parameter's outcome.
+    """
     keys = list(base)
     index: dict[tuple, int] = {}
     group_of: list[int | None] = []
@@ -235,13 +237,16 @@ def _groups(base, outcomes: list[Outcome], names: list[str], outcome_of: list[in
         _add_labels(labels[g], out)
         group_of.append(g)
     members: list[list[str]] = [[] for _ in labels]
-    for name, o in zip(names, outcome_of):
+    outcome_of = []
+    for name, sig in zip(names, signatures):
+        o = number[sig]
+        outcome_of.append(o)
         g = group_of[o]
         if g is not None:
             members[g].append(name)
     titles = _unique([_group_name(labels[g]) for g in range(len(labels))])
     groups = tuple(GroupSpec(titles[g], dict(zip(keys, values)), tuple(members[g])) for values, g in index.items())
-    return groups, group_of
+    return groups, group_of, outcome_of
 
 
 def _unique(names: list[str]) -> list[str]:
