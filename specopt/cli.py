@@ -31,7 +31,10 @@ class UsageError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and not _late_selector(args, extra):
+        parser.error("unrecognized arguments: " + " ".join(extra))
     try:
         return args.run(args)
     except SpecError as exc:
@@ -197,24 +200,22 @@ def _summary_table(args, model) -> str | None:
 
 # --- explain ---------------------------------------------------------------------------------
 
-class _ExplainParser(argparse.ArgumentParser):
-    """The explain parser: SELECTOR may come after ``--model REF`` as well as before it.
+def _late_selector(args, extra: list[str]) -> bool:
+    """Take ``explain``'s SELECTOR when it follows ``--model REF``.
 
     argparse fills an optional positional only from the arguments before the
-    first option, which would leave the selector of ``explain SPEC --model REF
-    SELECTOR`` unrecognized; the first leftover plain argument is the selector.
+    first option, so ``explain SPEC --model REF SELECTOR`` leaves it over.
     """
-
-    def parse_known_args(self, args=None, namespace=None):
-        namespace, extras = super().parse_known_args(args, namespace)
-        if getattr(namespace, "selector", None) is None and extras and not extras[0].startswith("-"):
-            namespace.selector = extras.pop(0)
-        return namespace, extras
+    if getattr(args, "command", None) != "explain" or args.selector is not None:
+        return False
+    if len(extra) != 1 or extra[0].startswith("-"):
+        return False
+    args.selector = extra[0]
+    return True
 
 
 def _explain_parser(sub) -> None:
     cmd = sub.add_parser("explain", help="show every statement that set each parameter's state and values")
-    cmd.__class__ = _ExplainParser  # subparsers share one parser class; only explain needs this one
     cmd.add_argument("spec", help="the .opt file")
     cmd.add_argument("selector", nargs="?",
                      help="only the parameters this selector picks, e.g. 'convolution2*', '@*Norm*', 'ndim<2'")

@@ -10,13 +10,12 @@ inside a spec, and a selector that selects nothing is the usual E301 error.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Diagnostic, Source, Span, SpecError
 from .plan import Relative
-from .report import format_value
+from .report import format_value, jsonable
 from .resolve import ModelIndex, Origin, ParamAssignment, Resolution, index_model, resolve
 from .spec import parse
 
@@ -107,7 +106,7 @@ class Explanation:
 
     def to_json(self) -> dict[str, Any]:
         """The explanation as JSON-ready data (tuples become lists, non-finite floats strings)."""
-        return _jsonable(asdict(self))
+        return jsonable(asdict(self))
 
 
 def explain(compiled: "Compiled", selector: str | None = None, model=None) -> Explanation:
@@ -274,13 +273,3 @@ def _render_state(p: ParamExplanation) -> str:
 
 def _by(ref: StatementRef | None) -> str:
     return "default" if ref is None else f"by {ref.label}"
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value

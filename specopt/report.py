@@ -100,7 +100,7 @@ def assignment_json(resolution: Resolution, source: Source | None) -> dict[str, 
         "spec": source.name if source else None,
         "optimizer": {"name": info.name, "target": info.target,
                       "base": {k: _setting(s, source) for k, s in resolution.base.items()}},
-        "groups": [{"name": g.name, "settings": _jsonable(dict(g.settings)), "params": list(g.params)}
+        "groups": [{"name": g.name, "settings": jsonable(dict(g.settings)), "params": list(g.params)}
                    for g in resolution.groups],
         "params": [_param(p, source) for p in resolution.params],
         "warnings": [d.to_json(source) for d in resolution.warnings],
@@ -116,7 +116,7 @@ def _param(p: ParamAssignment, source: Source | None) -> dict[str, Any]:
 
 
 def _setting(s: Setting, source: Source | None) -> dict[str, Any]:
-    return {"value": _jsonable(s.value), "set_by": _origin(s.origin, source)}
+    return {"value": jsonable(s.value), "set_by": _origin(s.origin, source)}
 
 
 def _origin(o: Origin | None, source: Source | None) -> dict[str, Any] | None:
@@ -128,11 +128,12 @@ def _origin(o: Origin | None, source: Source | None) -> dict[str, Any] | None:
     return out
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """Plain JSON data: tuples become lists, non-finite floats strings."""
     if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
