@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 from .diagnostics import Diagnostic, did_you_mean, suggest
 from .plan import Selector, Term
-from .selectors import NamePattern, class_glob, ndim_test
+from .selectors import NamePattern, class_glob, name_pattern, ndim_test
 
 
 def atom_key(atom: Selector) -> tuple[str, str, bool]:
@@ -41,7 +41,7 @@ class TreeMatcher:
         self.ids: dict[tuple[str, str, bool], int] = {}
         for atom in atoms:
             self.ids.setdefault(atom_key(atom), len(self.ids))
-        self._names = {i: NamePattern(p, a) for (k, p, a), i in self.ids.items() if k == "name"}
+        self._names = {i: name_pattern(p, a) for (k, p, a), i in self.ids.items() if k == "name"}
         self._classes = [(i, class_glob(p)) for (k, p, _), i in self.ids.items() if k == "class"]
         self._ndims = [(i, ndim_test(p)) for (k, p, _), i in self.ids.items() if k == "ndim"]
         self._rest = {i: p.start for i, p in self._names.items() if not p.anchored}
@@ -60,6 +60,7 @@ class TreeMatcher:
         self._leaves: dict[tuple[int, str], frozenset[int]] = {}
         self._woken: dict[str, tuple[tuple[int, frozenset[int]], ...]] = {}
         self._step_plans: dict[frozenset, tuple[dict, dict, tuple, frozenset[int]]] = {}
+        self._waits: dict[tuple[int, frozenset[int]], tuple] = {}
         self._class_hits: dict[type, frozenset[int]] = {}
         self._ndim_hits: dict[int, frozenset[int]] = {}
 
@@ -121,17 +122,27 @@ class TreeMatcher:
         if found is None:
             default, by_literal, always = {}, {}, []
             for i, s in progress:
-                triggers = self._names[i].triggers(s)
+                triggers, after = self._waiting(i, s)
                 if triggers is None:
                     always.append((i, s))
                     continue
                 for lit in triggers:
                     by_literal[lit] = by_literal.get(lit, ()) + ((i, s),)
-                after = self._names[i].loops(s)
-                if after and after != self._rest.get(i):
+                if after:
                     default[i] = after
             accepted = frozenset(i for i, after in default.items() if self._names[i].accepts(after))
             found = self._step_plans[progress] = (default, by_literal, tuple(always), accepted)
+        return found
+
+    def _waiting(self, i: int, s: frozenset[int]) -> tuple[frozenset[str] | None, frozenset[int]]:
+        """The segments atom ``i`` waits for in state ``s``, and its progress after any other one
+        (empty when it falls back to rest or dies)."""
+        key = (i, s)
+        found = self._waits.get(key)
+        if found is None:
+            pattern = self._names[i]
+            after = pattern.loops(s)
+            found = self._waits[key] = (pattern.triggers(s), after if after != self._rest.get(i) else frozenset())
         return found
 
     def _wake(self, segment: str) -> tuple[tuple[int, frozenset[int]], ...]:
@@ -233,6 +244,8 @@ def selection_errors(rules, matcher: TreeMatcher, seen: set[frozenset[int]], ind
             diags += [_nothing(a, index) for a in dead if not a.optional]
             if dead:
                 continue
+            if len(pos) == 1 and not neg:
+                continue  # one atom that selects something
             optional = all(a.optional for a in term.atoms)
             if not optional and not any(pos <= h and not (neg & h) for h in seen):
                 diags.append(_empty_term(term))

@@ -246,6 +246,12 @@ class NamePattern:
         return self.accepts(states)
 
 
+@lru_cache(maxsize=4096)
+def name_pattern(pattern: str, anchored: bool) -> NamePattern:
+    """The compiled name selector, shared by every resolution that uses it."""
+    return NamePattern(pattern, anchored)
+
+
 @lru_cache(maxsize=1 << 16)
 def _advance(pat: NamePattern, states: frozenset[int], segment: str) -> frozenset[int]:
     nxt = set()
