@@ -21,7 +21,6 @@ import inspect
 import random
 from dataclasses import dataclass
 
-import pytest
 import torch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
