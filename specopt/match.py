@@ -54,19 +54,21 @@ class TreeMatcher:
             if literals is None:
                 self._any_segment.append(i)
         self._always = frozenset(i for i, start in self._rest.items() if self._names[i].accepts(start))
-        self._states: list[tuple[frozenset, frozenset[int]]] = []
+        self._states: list[tuple[frozenset[int], frozenset[int]]] = []
         self._state_ids: dict[tuple, int] = {}
+        self._pairs: list[tuple[int, frozenset[int]]] = []
+        self._pair_ids: dict[tuple[int, frozenset[int]], int] = {}
         self._children: dict[tuple[int, str, type], int] = {}
         self._leaves: dict[tuple[int, str], frozenset[int]] = {}
-        self._woken: dict[str, tuple[tuple[int, frozenset[int]], ...]] = {}
-        self._step_plans: dict[frozenset, tuple[dict, dict, tuple, frozenset[int]]] = {}
-        self._waits: dict[tuple[int, frozenset[int]], tuple] = {}
+        self._woken: dict[str, tuple[tuple[int, int], ...]] = {}
+        self._step_plans: dict[frozenset[int], tuple[dict, dict, tuple, frozenset[int]]] = {}
+        self._waits: dict[int, tuple[frozenset[str] | None, int | None]] = {}
         self._class_hits: dict[type, frozenset[int]] = {}
         self._ndim_hits: dict[int, frozenset[int]] = {}
 
     def root(self, cls: type) -> int:
         """The state of the root module."""
-        anchored = frozenset((i, p.start) for i, p in self._names.items() if p.anchored)
+        anchored = frozenset(self._pair(i, p.start) for i, p in self._names.items() if p.anchored)
         return self._intern(anchored, self._class_ids(cls))
 
     def child(self, state: int, segment: str, cls: type) -> int:
@@ -85,13 +87,13 @@ class TreeMatcher:
         found = self._leaves.get(key)
         if found is None:
             progress, classes = self._states[state]
-            default, by_literal, always, accepted = self._plan_step(progress)
+            _, by_literal, always, accepted = self._plan_step(progress)
             hits = set(accepted)
-            for i, s in by_literal.get(segment, ()) + always:
-                pattern = self._names[i]
-                if pattern.accepts(pattern.advance(s, segment)):
+            for pid in by_literal.get(segment, ()) + always:
+                i, s = self._pairs[pid]
+                if self._names[i].accepts(self._names[i].advance(s, segment)):
                     hits.add(i)
-            hits.update(i for i, s in self._wake(segment) if self._names[i].accepts(s))
+            hits.update(i for i, pid in self._wake(segment) if self._names[i].accepts(self._pairs[pid][1]))
             found = self._leaves[key] = frozenset(hits) | self._always | classes
         return found
 
@@ -102,56 +104,68 @@ class TreeMatcher:
             found = self._ndim_hits[rank] = frozenset(i for i, test in self._ndims if test(rank))
         return found
 
-    def _step(self, progress: frozenset, segment: str) -> frozenset:
+    def _step(self, progress: frozenset[int], segment: str) -> frozenset[int]:
         default, by_literal, always, _ = self._plan_step(progress)
         moved = dict(default)
-        for i, s in by_literal.get(segment, ()) + always:
+        for pid in by_literal.get(segment, ()) + always:
+            i, s = self._pairs[pid]
             after = self._names[i].advance(s, segment)
             if after and after != self._rest.get(i):
-                moved[i] = after
+                moved[i] = self._pair(i, after)
             else:
                 moved.pop(i, None)
-        for i, after in self._wake(segment):
-            moved.setdefault(i, after)
-        return frozenset(moved.items())
+        for i, pid in self._wake(segment):
+            moved.setdefault(i, pid)
+        return frozenset(moved.values())
 
-    def _plan_step(self, progress: frozenset) -> tuple[dict, dict, tuple, frozenset[int]]:
+    def _plan_step(self, progress: frozenset[int]) -> tuple[dict, dict, tuple, frozenset[int]]:
         """For in-progress atoms: where they go on an unrelated segment (and which of those accept
         there), which segments move them otherwise, and those that any segment may move."""
         found = self._step_plans.get(progress)
         if found is None:
             default, by_literal, always = {}, {}, []
-            for i, s in progress:
-                triggers, after = self._waiting(i, s)
+            for pid in progress:
+                triggers, after = self._waiting(pid)
                 if triggers is None:
-                    always.append((i, s))
+                    always.append(pid)
                     continue
                 for lit in triggers:
-                    by_literal[lit] = by_literal.get(lit, ()) + ((i, s),)
-                if after:
-                    default[i] = after
-            accepted = frozenset(i for i, after in default.items() if self._names[i].accepts(after))
+                    by_literal[lit] = by_literal.get(lit, ()) + (pid,)
+                if after is not None:
+                    default[self._pairs[pid][0]] = after
+            accepted = frozenset(i for i, after in default.items()
+                                 if self._names[i].accepts(self._pairs[after][1]))
             found = self._step_plans[progress] = (default, by_literal, tuple(always), accepted)
         return found
 
-    def _waiting(self, i: int, s: frozenset[int]) -> tuple[frozenset[str] | None, frozenset[int]]:
-        """The segments atom ``i`` waits for in state ``s``, and its progress after any other one
-        (empty when it falls back to rest or dies)."""
-        key = (i, s)
-        found = self._waits.get(key)
+    def _waiting(self, pid: int) -> tuple[frozenset[str] | None, int | None]:
+        """The segments an in-progress atom waits for, and its progress after any other segment
+        (``None`` when it falls back to rest or dies)."""
+        found = self._waits.get(pid)
         if found is None:
+            i, s = self._pairs[pid]
             pattern = self._names[i]
             after = pattern.loops(s)
-            found = self._waits[key] = (pattern.triggers(s), after if after != self._rest.get(i) else frozenset())
+            keep = after and after != self._rest.get(i)
+            found = self._waits[pid] = (pattern.triggers(s), self._pair(i, after) if keep else None)
         return found
 
-    def _wake(self, segment: str) -> tuple[tuple[int, frozenset[int]], ...]:
-        """The resting atoms that ``segment`` moves, with their new states."""
+    def _wake(self, segment: str) -> tuple[tuple[int, int], ...]:
+        """The resting atoms that ``segment`` moves, with their new progress."""
         found = self._woken.get(segment)
         if found is None:
             candidates = self._by_literal.get(segment, []) + self._any_segment
             moved = ((i, self._names[i].advance(self._rest[i], segment)) for i in candidates)
-            found = self._woken[segment] = tuple((i, s) for i, s in moved if s != self._rest[i])
+            found = self._woken[segment] = tuple((i, self._pair(i, s)) for i, s in moved if s != self._rest[i])
+        return found
+
+    def _pair(self, i: int, states: frozenset[int]) -> int:
+        """A small id for atom ``i`` being in NFA ``states``."""
+        key = (i, states)
+        found = self._pair_ids.get(key)
+        if found is None:
+            found = self._pair_ids[key] = len(self._pairs)
+            self._pairs.append(key)
         return found
 
     def _class_ids(self, cls: type) -> frozenset[int]:
