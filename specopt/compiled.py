@@ -89,7 +89,21 @@ class Compiled:
         restored = {position[n]: s for n, s in saved.items() if n in position}
         self.optimizer.load_state_dict({"state": restored, "param_groups": current["param_groups"]})
         if self.scheduler is not None and "scheduler" in state:
-            self.scheduler.load_state_dict(state["scheduler"])
+            self._resume_schedule(state["scheduler"])
+
+    def _resume_schedule(self, saved: dict[str, Any]) -> None:
+        """Continue the schedule where the checkpoint left it, under this spec's schedule settings.
+
+        Only the schedule's progress is restored; each group's learning rate is
+        then recomputed from this spec's base values, so a resumed run with the
+        same spec continues exactly, and a changed schedule applies from now on.
+        """
+        self.scheduler.last_epoch = saved["last_epoch"]
+        self.scheduler._step_count = saved.get("_step_count", saved["last_epoch"] + 1)
+        lrs = self.scheduler._get_closed_form_lr()
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = lr
+        self.scheduler._last_lr = list(lrs)
 
 
 def _mismatch(unknown: list[str], missing: list[str]) -> str:

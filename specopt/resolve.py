@@ -149,10 +149,14 @@ class Resolution:
 
     def param(self, name: str) -> ParamAssignment:
         """Look a parameter up by any of its names."""
-        for p in self.params:
-            if name in p.info.names:
-                return p
-        raise KeyError(name)
+        return self.params[self._positions[name]]
+
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        c = self.columns
+        out = {name: k for k, name in enumerate(c.names)}
+        out.update({alias: k for k, aliases in c.aliases.items() for alias in aliases})
+        return out
 
 
 def resolve(plan: Plan, index: ModelIndex, defaults: Mapping[str, Any],

@@ -45,3 +45,31 @@ def test_checkpoint_includes_the_scheduler(seed_model):
     again = specopt.parse("step every 1 x0.5").compile(seed_model)
     again.load_state_dict(saved)
     assert again.scheduler.last_epoch == 1
+
+
+def test_resuming_with_the_same_spec_continues_the_decayed_learning_rate(seed_model):
+    text = "optimizer sgd lr=1.0; group classifier lr=x0.5; step every 2 x0.1"
+    first = specopt.parse(text).compile(seed_model)
+    for _ in range(5):
+        _step(seed_model, first)
+        first.scheduler.step()
+    saved = first.state_dict()
+    again = specopt.parse(text).compile(seed_model)
+    again.load_state_dict(saved)
+    assert [g["lr"] for g in again.optimizer.param_groups] == pytest.approx([g["lr"] for g in first.optimizer.param_groups])
+    assert again.scheduler.get_last_lr() == pytest.approx([1.0 * 0.01, 0.5 * 0.01])
+    _step(seed_model, again)
+    again.scheduler.step()
+    first.scheduler.step()
+    assert again.scheduler.get_last_lr() == pytest.approx(first.scheduler.get_last_lr())
+
+
+def test_a_changed_schedule_applies_from_the_restored_step(seed_model):
+    first = specopt.parse("optimizer sgd lr=1.0; step every 2 x0.1").compile(seed_model)
+    for _ in range(4):
+        _step(seed_model, first)
+        first.scheduler.step()
+    again = specopt.parse("optimizer sgd lr=1.0; step every 4 x0.5").compile(seed_model)
+    again.load_state_dict(first.state_dict())
+    assert again.scheduler.step_size == 4 and again.scheduler.last_epoch == 4
+    assert again.optimizer.param_groups[0]["lr"] == pytest.approx(0.5)
