@@ -32,10 +32,10 @@ class Clipper:
 
         The result equals ``torch.nn.utils.clip_grad_norm_``: parameters without
         a gradient are skipped, and with none at all the total norm is 0 (and
-        clipping by value does nothing). When every gradient is on the CPU,
-        where reading the norm costs no device sync, the scaling pass is
-        skipped if the norm is already within the maximum (torch would multiply
-        every gradient by exactly 1).
+        clipping by value does nothing). When the total norm lives on the CPU,
+        where reading it costs no device sync, the scaling pass is skipped if
+        the norm is already within the maximum (torch would multiply every
+        gradient by exactly 1).
         """
         grads = [p.grad for p in self.params if p.grad is not None]
         if self.norm_type is None:
@@ -44,7 +44,7 @@ class Clipper:
             return None
         total = torch.nn.utils.get_total_norm(grads, self.norm_type)
         self.last_norm = total
-        if grads and all(g.device.type == "cpu" for g in grads) and float(total) + _EPS <= self.max_value:
+        if total.device.type == "cpu" and float(total) + _EPS <= self.max_value:
             return total
         torch.nn.utils.clip_grads_with_norm_(self.params, self.max_value, total)
         return total
