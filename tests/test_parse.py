@@ -13,10 +13,14 @@ from specopt.parse import comment_start, split_statements
 from specopt.plan import Plan, Relative
 
 
-def codes(text: str) -> list[str]:
+def errors(text: str):
     with pytest.raises(SpecError) as info:
         specopt.parse(text)
-    return [d.code for d in info.value.diagnostics]
+    return info.value.diagnostics
+
+
+def codes(text: str) -> list[str]:
+    return [d.code for d in errors(text)]
 
 
 def test_separators_comments_and_order():
@@ -97,9 +101,7 @@ def test_oversized_input_is_refused():
 
 
 def messages(text: str) -> list[str]:
-    with pytest.raises(SpecError) as info:
-        specopt.parse(text)
-    return [d.message for d in info.value.diagnostics]
+    return [d.message for d in errors(text)]
 
 
 def test_quoted_strings_hold_separators_and_comment_marks():
