@@ -8,6 +8,7 @@ Two regimes: the total gradient norm above the max (clipping scales the
 gradients) and below it (no scaling is needed). Target: specopt / hand <= 1.02.
 
     .venv/bin/python benchmarks/bench_clip.py [--width 1024 --depth 4 --batch 64] [--impl fused]
+                                              [--device cuda]
 """
 
 from __future__ import annotations
@@ -16,19 +17,19 @@ import torch
 from torch import nn
 
 import specopt
-from common import Candidate, interleave, machine, parse_args, parser, print_table, print_target
+from common import Candidate, interleave, machine, parse_args, parser, print_table, print_target, synchronizer
 
 IMPL_FLAGS = {"fused": {"fused": True}, "foreach": {"foreach": True}, "single": {"foreach": False}}
 REGIMES = {"norm above max (clipping scales)": 1e-4, "norm below max (no scaling)": 1e6}
 
 
-def mlp(width: int, depth: int) -> nn.Module:
+def mlp(width: int, depth: int, device: str = "cpu") -> nn.Module:
     """``depth`` linear layers of ``width`` with ReLU between them, seeded so copies are identical."""
     torch.manual_seed(0)
     layers = []
     for _ in range(depth):
         layers += [nn.Linear(width, width), nn.ReLU()]
-    return nn.Sequential(*layers[:-1])
+    return nn.Sequential(*layers[:-1]).to(device)
 
 
 def spec_flags(impl: str) -> str:
@@ -65,11 +66,12 @@ def specopt_step(model: nn.Module, impl: str, max_norm: float, x, y):
 def regime(label: str, max_norm: float, args, repeats: int) -> float:
     """Interleave both steps at one max norm; print the table; return specopt's ratio."""
     torch.manual_seed(1)
-    x, y = torch.randn(args.batch, args.width), torch.randn(args.batch, args.width)
-    hand, hand_norm = hand_step(mlp(args.width, args.depth), args.impl, max_norm, x, y)
-    spec, spec_norm = specopt_step(mlp(args.width, args.depth), args.impl, max_norm, x, y)
+    x, y = (torch.randn(args.batch, args.width).to(args.device) for _ in range(2))
+    hand, hand_norm = hand_step(mlp(args.width, args.depth, args.device), args.impl, max_norm, x, y)
+    spec, spec_norm = specopt_step(mlp(args.width, args.depth, args.device), args.impl, max_norm, x, y)
     times = interleave([Candidate("hand-written clip_grad_norm_ + step", hand),
-                        Candidate("specopt clip hook + step", spec)], repeats, warmup=2)
+                        Candidate("specopt clip hook + step", spec)], repeats, warmup=2,
+                       sync=synchronizer(args.device))
     norms = {"hand-written clip_grad_norm_ + step": f"last norm {float(hand_norm()):.3g}",
              "specopt clip hook + step": f"last norm {float(spec_norm()):.3g}"}
     ratios = print_table(f"{label}: max {max_norm:g}", times, "hand-written clip_grad_norm_ + step", norms)
@@ -78,7 +80,7 @@ def regime(label: str, max_norm: float, args, repeats: int) -> float:
 
 def main(argv=None) -> int:
     """Run both regimes."""
-    p = parser(__doc__.splitlines()[0])
+    p = parser(__doc__.splitlines()[0], device=True)
     p.add_argument("--width", type=int, default=1024, help="MLP width")
     p.add_argument("--depth", type=int, default=4, help="MLP linear layers")
     p.add_argument("--batch", type=int, default=64, help="batch size")
@@ -89,8 +91,8 @@ def main(argv=None) -> int:
         args.width, args.depth, args.batch = 32, 2, 4
     repeats = args.repeats or (3 if args.smoke else 30)
     params = sum(p.numel() for p in mlp(args.width, args.depth).parameters())
-    print(machine())
-    print(f"MLP {args.depth} x {args.width} "
+    print(machine(args.device))
+    print(f"MLP {args.depth} x {args.width} on {args.device} "
           f"({params / 1e6:.1f}M parameters), batch {args.batch}, AdamW {args.impl} on both sides")
     worst = max(regime(label, max_norm, args, repeats) for label, max_norm in REGIMES.items())
     print_target("specopt / hand-written full step (worst regime)", worst, 1.02)

@@ -29,35 +29,53 @@ class Candidate:
     prepare: Callable[[], object] | None = None
 
 
-def interleave(candidates: Sequence[Candidate], repeats: int, warmup: int = 1) -> dict[str, list[float]]:
+def interleave(candidates: Sequence[Candidate], repeats: int, warmup: int = 1,
+               sync: Callable[[], object] | None = None) -> dict[str, list[float]]:
     """Time every candidate ``repeats`` times in rotating order; return seconds per candidate name.
 
     ``warmup`` untimed rounds run first (first-call allocations, lazy imports).
     Garbage collection is paused inside each timed call, and run between calls.
+    ``sync`` (see :func:`synchronizer`) waits for queued accelerator work: it
+    runs before the clock starts and again before it stops, so a call is
+    charged for the kernels it launched, not only for launching them.
     """
     gc.collect()  # one full collection; between calls the young generations suffice (a full one costs 100s of ms)
     times: dict[str, list[float]] = {c.name: [] for c in candidates}
     for round_ in range(warmup + repeats):
         shift = round_ % len(candidates)
         for cand in list(candidates[shift:]) + list(candidates[:shift]):
-            elapsed = time_once(cand)
+            elapsed = time_once(cand, sync)
             if round_ >= warmup:
                 times[cand.name].append(elapsed)
     return times
 
 
-def time_once(cand: Candidate) -> float:
+def time_once(cand: Candidate, sync: Callable[[], object] | None = None) -> float:
     """Run ``cand.prepare`` untimed, then return the wall-clock seconds of one ``cand.run``."""
     if cand.prepare is not None:
         cand.prepare()
+    if sync is not None:
+        sync()
     gc.collect(1)
     gc.disable()
     try:
         start = time.perf_counter()
         cand.run()
+        if sync is not None:
+            sync()
         return time.perf_counter() - start
     finally:
         gc.enable()
+
+
+def synchronizer(device: str) -> Callable[[], object] | None:
+    """What waits for the work queued on ``device``; ``None`` on the CPU, where calls return when done."""
+    import torch
+
+    kind = torch.device(device).type
+    if kind == "cpu":
+        return None
+    return getattr(torch, kind).synchronize
 
 
 def medians(times: dict[str, list[float]]) -> dict[str, float]:
@@ -101,6 +119,13 @@ def print_table(title: str, times: dict[str, list[float]], baseline: str,
     return ratios
 
 
+def print_fastest(ratios: dict[str, float], exclude: str = "") -> str:
+    """Print and return the fastest candidate (by median), leaving out ``exclude``."""
+    fastest = min((name for name in ratios if name != exclude), key=ratios.__getitem__)
+    print(f"fastest{f' apart from {exclude!r}' if exclude else ''}: {fastest} ({ratios[fastest]:.2f}x)")
+    return fastest
+
+
 def print_target(label: str, value: float, target: float) -> None:
     """One line comparing a measured ratio with its target (at most ``target``)."""
     verdict = "meets" if value <= target else "MISSES"
@@ -123,22 +148,30 @@ def current_rss_mb() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
-def machine() -> str:
-    """One line describing where the figures come from: CPUs, load, and torch with its threads."""
+def machine(device: str = "cpu") -> str:
+    """One line describing where the figures come from: CPUs, load, torch with its threads, and the GPU."""
     import torch
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"machine: {os.cpu_count()} CPUs, load average {load}; torch {torch.__version__}, "
+    line = (f"machine: {os.cpu_count()} CPUs, load average {load}; torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads; Python {sys.version.split()[0]}")
+    if torch.device(device).type == "cuda":
+        line += f"; device {torch.cuda.get_device_name(device)} (CUDA {torch.version.cuda})"
+    return line
 
 
-def parser(description: str, threads: bool = True) -> argparse.ArgumentParser:
-    """An argument parser with the shared flags ``--smoke``, ``--repeats`` and (with ``threads``) ``--threads``."""
+def parser(description: str, threads: bool = True, device: bool = False) -> argparse.ArgumentParser:
+    """An argument parser with the shared flags ``--smoke``, ``--repeats``, ``--threads`` and ``--device``.
+
+    ``--threads`` comes with ``threads``; ``--device`` (``cpu``, ``cuda``, ``cuda:1``...) with ``device``.
+    """
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--smoke", action="store_true", help="tiny sizes and few repetitions (for the test suite)")
     p.add_argument("--repeats", type=int, default=None, help="interleaved repetitions per candidate")
     if threads:
         p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's own)")
+    if device:
+        p.add_argument("--device", default="cpu", help="where the model lives: cpu (default), cuda, cuda:1, ...")
     return p
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: the seed article's model and hypothesis profiles."""
+"""Shared fixtures: the seed article's model, hypothesis profiles, and the ``cuda`` marker."""
 
 from __future__ import annotations
 
@@ -24,3 +24,17 @@ def seed_model():
     from seed_model import Network
 
     return Network()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the tests marked ``cuda`` where torch sees no CUDA device."""
+    marked = [item for item in items if item.get_closest_marker("cuda")]
+    if not marked:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in marked:
+        item.add_marker(skip)

@@ -21,6 +21,8 @@ EXPECTED = {
     "bench_step": ["torch default (no flags)", "torch fused=True", "torch foreach=True",
                    "specopt optimizer adamw", "implementation:", "one group per parameter",
                    "target: specopt step / torch default"],
+    "bench_impl": ["adamw float32 on cpu", "rmsprop bfloat16 on cpu", "single-tensor", "foreach", "fused",
+                   "specopt (no flag)", "specopt's choice against the fastest", "target: specopt / fastest"],
     "bench_clip": ["norm above max (clipping scales)", "norm below max (no scaling)",
                    "hand-written clip_grad_norm_ + step", "specopt clip hook + step", "target: specopt / hand"],
     "bench_freeze": ["all trainable", "first half frozen by specopt", "freeze layers.{0,1}"],
@@ -75,6 +77,21 @@ def test_interleaving_rotates_the_order_and_skips_warmup(load_script):
     times = common.interleave(candidates, repeats=3, warmup=1)
     assert calls == list("abc" "bca" "cab" "abc")
     assert {n: len(ts) for n, ts in times.items()} == {"a": 3, "b": 3, "c": 3}
+
+
+def test_an_accelerator_sync_brackets_each_timed_call(load_script):
+    common = load_script("common")
+    events = []
+    candidates = [common.Candidate("a", lambda: events.append("run"), prepare=lambda: events.append("prepare"))]
+    common.interleave(candidates, repeats=2, warmup=0, sync=lambda: events.append("sync"))
+    assert events == ["prepare", "sync", "run", "sync"] * 2
+    assert common.synchronizer("cpu") is None
+
+
+def test_fastest_leaves_out_the_excluded_candidate(load_script, capsys):
+    common = load_script("common")
+    assert common.print_fastest({"a": 1.0, "b": 0.7, "ours": 0.5}, exclude="ours") == "b"
+    assert "fastest apart from 'ours': b (0.70x)" in capsys.readouterr().out
 
 
 def test_table_ratios_are_relative_to_the_baseline(load_script, capsys):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 import torch
 
 import specopt
 
 
-def _step(model, compiled):
-    model(torch.randn(2, 3, 8, 8)).sum().backward()
+def _step(model, compiled, device="cpu"):
+    model(torch.randn(2, 3, 8, 8, device=device)).sum().backward()
     compiled.optimizer.step()
     compiled.optimizer.zero_grad()
 
@@ -73,3 +75,23 @@ def test_a_changed_schedule_applies_from_the_restored_step(seed_model):
     again.load_state_dict(first.state_dict())
     assert again.scheduler.step_size == 4 and again.scheduler.last_epoch == 4
     assert again.optimizer.param_groups[0]["lr"] == pytest.approx(0.5)
+
+
+@pytest.mark.cuda
+def test_a_cpu_checkpoint_resumes_on_cuda_by_name(seed_model):
+    first = specopt.parse("group classifier lr=1e-2").compile(seed_model)
+    _step(seed_model, first)
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    saved = torch.load(io.BytesIO(buffer.getvalue()))
+    model = type(seed_model)().cuda()
+    second = specopt.parse("group cnn lr=1e-4; group classifier.bias lr=5e-3").compile(model)
+    assert second.implementation.name == "fused"
+    second.load_state_dict(saved)
+    for group in second.optimizer.param_groups:
+        for name, p in zip(group["param_names"], group["params"]):
+            state = second.optimizer.state[p]
+            assert state["exp_avg"].device == p.device
+            assert torch.equal(state["exp_avg"].cpu(), saved["state"][name]["exp_avg"]), name
+    _step(model, second, "cuda")
+    assert all(int(second.optimizer.state[p]["step"]) == 2 for p in model.parameters() if p.requires_grad)

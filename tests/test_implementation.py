@@ -44,23 +44,61 @@ def test_differentiable_rules_out_fused():
     assert compiled.implementation.name == "single-tensor"
 
 
-@pytest.mark.parametrize("name, options", [("adamw", "weight_decay=0.1"), ("adam", "amsgrad=true"),
-                                           ("sgd", "lr=0.05 momentum=0.9 nesterov=true"), ("adagrad", "lr=0.05")])
+CASES = [("adamw", "weight_decay=0.1"), ("adam", "amsgrad=true"), ("sgd", "lr=0.05 momentum=0.9 nesterov=true")]
+
+
+@pytest.mark.parametrize("name, options", [*CASES, ("adagrad", "lr=0.05")])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_fused_results_match_the_default_within_float_tolerance(name, options, dtype):
-    a, b = _model(dtype), _model(dtype)
+    _assert_same_training(name, options, dtype, "cpu", ("fused", "single-tensor"))
+
+
+def _assert_same_training(name, options, dtype, device, expected):
+    """Twenty steps of the automatic choice and of single-tensor end within float tolerance."""
+    a, b = _model(dtype).to(device), _model(dtype).to(device)
     fast = specopt.parse(f"optimizer {name} {options}").compile(a)
     slow = specopt.parse(f"optimizer {name} {options} foreach=false").compile(b)
-    assert (fast.implementation.name, slow.implementation.name) == ("fused", "single-tensor")
+    assert (fast.implementation.name, slow.implementation.name) == expected
     gen = torch.Generator().manual_seed(1)
     for _ in range(20):
-        x = torch.randn(8, 6, generator=gen, dtype=dtype)
+        x = torch.randn(8, 6, generator=gen, dtype=dtype).to(device)
         for model, compiled in ((a, fast), (b, slow)):
             compiled.optimizer.zero_grad()
             model(x).pow(2).mean().backward()
             compiled.optimizer.step()
     for p, q in zip(a.parameters(), b.parameters()):
         torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", ["adam", "adamw", "sgd"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_fused_is_chosen_on_cuda(name, dtype):
+    compiled = specopt.parse(f"optimizer {name}").compile(_model(dtype).cuda())
+    assert compiled.implementation.name == "fused"
+    assert compiled.optimizer.defaults["fused"] is True
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name, reason", [("adagrad", "fused does not support cuda tensors"),
+                                          ("rmsprop", "rmsprop has no fused implementation")])
+def test_without_a_fused_kernel_on_cuda_torchs_foreach_default_stays(name, reason):
+    compiled = specopt.parse(f"optimizer {name}").compile(_model().cuda())
+    assert compiled.implementation.name == "foreach"
+    assert compiled.implementation.reason.startswith(reason)
+    assert compiled.optimizer.defaults["foreach"] is None  # torch's own default, which is foreach on CUDA
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name, options", CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_results_on_cuda_match_the_single_tensor_loop(name, options, dtype):
+    _assert_same_training(name, options, dtype, "cuda", ("fused", "single-tensor"))
+
+
+@pytest.mark.cuda
+def test_adagrad_on_cuda_trains_like_the_single_tensor_loop():
+    _assert_same_training("adagrad", "lr=0.05", torch.float32, "cuda", ("foreach", "single-tensor"))
 
 
 def test_fused_false_pins_torchs_default():
