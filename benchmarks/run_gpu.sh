@@ -7,7 +7,8 @@
 # Run from the repository root with a python (PYTHON, default python3) that has a
 # CUDA build of torch and specopt's dependencies; specopt itself is imported from
 # this checkout. Every step runs even if an earlier one fails; the exit status is
-# that of the first failure.
+# that of the first failure. About four minutes on one H200; the logs of such a
+# run are in benchmarks/results/h200/.
 set -uo pipefail
 
 out=${1:-gpu-results}
@@ -32,6 +33,8 @@ step step.txt "$py" benchmarks/bench_step.py --device cuda
 step step_large.txt "$py" benchmarks/bench_step.py --device cuda --width 8192 --depth 8 --tensors 20000 --numel 1000
 step impl_large.txt "$py" benchmarks/bench_impl.py --device cuda --tensors 200 --numel 1000000
 step impl_small.txt "$py" benchmarks/bench_impl.py --device cuda --tensors 2000 --numel 10000 --repeats 10
+step impl_huge.txt "$py" benchmarks/bench_impl.py --device cuda --tensors 16 --numel 33554432 \
+    --optimizers adagrad,rmsprop,adamax,nadam,radam --dtypes float32 --repeats 10
 step clip.txt "$py" benchmarks/bench_clip.py --device cuda --width 4096 --depth 8 --batch 512
-step clip_small.txt "$py" benchmarks/bench_clip.py --device cuda
+step clip_small.txt "$py" benchmarks/bench_clip.py --device cuda --repeats 300
 exit $status
