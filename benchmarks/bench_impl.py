@@ -71,7 +71,7 @@ def torch_optimizers(cls: type, name: str, model: nn.Module) -> dict[str, torch.
             optimizer = cls(model.parameters(), **OPTIMIZERS[name], **flags)
             optimizer.step()  # some unsupported combinations raise only here
         except (RuntimeError, ValueError) as error:
-            print(f"  ({name} {label}: not available here: {str(error).splitlines()[0][:100]})")
+            print(f"  ({name} {label}: not available here: {str(error).splitlines()[0]})")
             continue
         found[label] = optimizer
     return found
