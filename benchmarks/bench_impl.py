@@ -96,7 +96,7 @@ def case(name: str, dtype: str, args, repeats: int) -> Outcome:
 def summary(outcomes: list[Outcome]) -> None:
     """Print one row per case and the target line for the worst one."""
     width = max(len(o.case) for o in outcomes)
-    print(f"\nspecopt's choice against the fastest torch implementation")
+    print("\nspecopt's choice against the fastest torch implementation")
     print(f"  {'case':<{width}}  {'fastest':<13}  {'specopt':<13}  specopt / fastest")
     for o in outcomes:
         print(f"  {o.case:<{width}}  {o.fastest:<13}  {o.chosen:<13}  {o.ratio:.2f}x")

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from processes import run_code, run_specopt
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "examples/seed_model.py:Network"
 DESIGN_CARD = "freeze cnn.VGG_16.convolution1_*; group convolution2* lr=1e-3; clip l2 20; step every 10 x0.1\n"
 
 
-def run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "specopt", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+run = run_specopt
 
 
 def test_compile_prints_groups_frozen_clip_and_schedule():
@@ -108,8 +104,7 @@ def test_diagnostics_as_json(tmp_path):
 def test_check_does_not_import_torch():
     code = ("import sys; from specopt.cli import main; rc = main(['check', 'examples/seed.opt']); "
             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    out = run_code(code)
     assert out.returncode == 0, out.stderr
 
 

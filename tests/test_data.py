@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +10,7 @@ import yaml
 
 import specopt
 from golden import GOLDEN
+from processes import run_code, run_specopt
 from specopt.data import dump_plan, parse_data
 from specopt.diagnostics import SpecError
 from specopt.plan import Plan
@@ -39,11 +37,6 @@ def errors(text: str, fmt: str = "yaml") -> list:
     return list(info.value.diagnostics)
 
 
-def run_cli(*args: str, code: str | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    command = ["-c", code, *args] if code else ["-m", "specopt", *args]
-    return subprocess.run([sys.executable, *command], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
 
 
 # --- round trips ------------------------------------------------------------------------------
@@ -212,7 +205,7 @@ def test_malformed_files_are_positioned(fmt, text, where, words):
 def test_cli_checks_yaml_and_json_plans(tmp_path):
     good = write(tmp_path, "good.yaml", dump_plan(specopt.load(ROOT / "examples" / "seed.opt").plan))
     bad = write(tmp_path, "bad.json", {"statements": [{"kind": "step", "every": 0, "gamma": 0.1}]})
-    out = run_cli("check", str(good), str(bad))
+    out = run_specopt("check", str(good), str(bad))
     assert out.returncode == 1 and f"{good}: ok (5 statements)" in out.stdout
     assert f"{bad}:statements.0:3:5: error: step interval must be at least 1, got 0 [E207]" in out.stderr
     assert "Traceback" not in out.stderr
@@ -222,7 +215,7 @@ def test_cli_check_of_a_yaml_plan_does_not_import_torch(tmp_path):
     plan = write(tmp_path, "plan.yml", "statements:\n  - {kind: clip, mode: l2, max: 1}\n")
     code = ("import sys; from specopt.cli import main; rc = main(['check', sys.argv[1]]); "
             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
-    out = run_cli(str(plan), code=code)
+    out = run_code(code, str(plan))
     assert out.returncode == 0, out.stderr
 
 
@@ -230,7 +223,7 @@ def test_cli_without_pyyaml_is_a_usage_error(tmp_path):
     plan = write(tmp_path, "plan.yaml", "statements: []\n")
     code = ("import sys; sys.modules['yaml'] = None; from specopt.cli import main; "
             "sys.exit(main(['check', sys.argv[1]]))")
-    out = run_cli(str(plan), code=code)
+    out = run_code(code, str(plan))
     assert out.returncode == 2 and "needs PyYAML: pip install 'specopt[yaml]'" in out.stderr
     assert "Traceback" not in out.stderr
 
@@ -238,7 +231,7 @@ def test_cli_without_pyyaml_is_a_usage_error(tmp_path):
 def test_cli_schema_prints_the_plan_schema_without_torch():
     code = ("import sys; from specopt.cli import main; rc = main(['schema']); "
             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
-    out = run_cli(code=code)
+    out = run_code(code)
     assert out.returncode == 0, out.stderr
     schema = json.loads(out.stdout)
     assert schema == Plan.model_json_schema()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from processes import run_specopt
 from seed_model import Network
 from torch import nn
 
@@ -157,9 +156,7 @@ def test_each_spec_is_resolved_against_a_fresh_model():
 # --- command line ------------------------------------------------------------------------------
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "specopt", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=180)
+    return run_specopt(*args, timeout=180)  # compiles two specs
 
 
 def test_cli_text_and_json(tmp_path):

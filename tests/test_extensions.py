@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from processes import run_code, run_specopt
 
 import specopt
 from specopt import extensions
@@ -296,23 +295,18 @@ def test_compile_in_one_call(user_module, seed_model):
 
 # --- command line ------------------------------------------------------------------------------
 
-def run(*args: str, cwd: Path, extra_path: Path | None = None) -> subprocess.CompletedProcess:
-    paths = [str(ROOT)] + ([str(extra_path)] if extra_path else [])
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
-    return subprocess.run([sys.executable, "-m", "specopt", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
 
 
 def test_cli_refuses_imports_unless_allowed(tmp_path):
     (tmp_path / "userkit_optim.py").write_text(CLASS_MODULE)
     spec = tmp_path / "user.opt"
     spec.write_text('optimizer "userkit_optim:PlusSGD" lr=0.1\ngroup classifier boost=x4\n')
-    refused = run("check", str(spec), cwd=tmp_path)
+    refused = run_specopt("check", str(spec), cwd=tmp_path)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert f"{spec}:1:11: error: optimizer 'userkit_optim:PlusSGD' would import" in refused.stderr
     assert "[E220]" in refused.stderr and "--allow-import" in refused.stderr
-    assert run("check", "--allow-import", str(spec), cwd=tmp_path).returncode == 0
-    out = run("compile", "--allow-import", str(spec), "--model", MODEL, "--json", cwd=tmp_path)
+    assert run_specopt("check", "--allow-import", str(spec), cwd=tmp_path).returncode == 0
+    out = run_specopt("compile", "--allow-import", str(spec), "--model", MODEL, "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
     assert data["optimizer"]["target"] == "userkit_optim.PlusSGD"
@@ -325,15 +319,13 @@ def test_cli_check_with_a_declared_extension_does_not_import_torch(tmp_path):
     spec.write_text("optimizer lion lr=3e-4 betas=(0.9, 0.98)\n")
     code = (f"import sys; from specopt.cli import main; rc = main(['check', {str(spec)!r}]); "
             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(site)]))
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                         timeout=120)
+    out = run_code(code, cwd=tmp_path, first=[site])
     assert out.returncode == 0, out.stderr
 
 
 def test_cli_lists_extensions_with_their_package(tmp_path):
     site = write_site(tmp_path)
-    out = run("list", cwd=tmp_path, extra_path=site)
+    out = run_specopt("list", cwd=tmp_path, first=[site])
     assert out.returncode == 0, out.stderr
     section = out.stdout.split("extension optimizers (entry points 'specopt.optimizers'):\n")[1]
     section = section.split("\n\n")[0]
@@ -341,7 +333,7 @@ def test_cli_lists_extensions_with_their_package(tmp_path):
     assert "(from fakeopt 1.0)" in section and "lr=0.01 boost=1 momentum=0" in section
     assert "warning: 'adam' from fakeopt 1.0 is hidden by the builtin optimizer" in section
     assert "needs_beta   from fakeopt 1.0: error:" in section
-    assert "extension optimizers" not in run("list", cwd=tmp_path).stdout
+    assert "extension optimizers" not in run_specopt("list", cwd=tmp_path).stdout
 
 
 def test_statements_write_import_paths_quoted(user_module):

@@ -13,10 +13,6 @@ comments, blank lines, ``;`` separators and line endings:
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -24,13 +20,13 @@ from hypothesis import strategies as st
 
 import specopt
 from golden import cases, check
+from processes import run_code, run_specopt
 from specopt.diagnostics import SpecError
 from specopt.fmt import format_spec, format_text
 from specopt.parse import comment_start
 from specopt.registry import OPTIMIZERS, check_bounds, check_kind
 from specopt.selectors import selector_problems
 
-ROOT = Path(__file__).resolve().parent.parent
 SPAN_KEYS = {"span", "value_span", "name_span"}
 
 
@@ -292,10 +288,7 @@ def test_output_is_in_canonical_layout(text):
 
 # --- command line ------------------------------------------------------------------------------
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "specopt", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+run = run_specopt
 
 
 def test_cli_rewrites_files_in_place_and_lists_them(tmp_path):
@@ -344,8 +337,7 @@ def test_fmt_does_not_import_torch(tmp_path):
     spec.write_text("freeze a;clip l2 1\n")
     code = ("import sys; from specopt.cli import main; rc = main(['fmt', sys.argv[1]]); "
             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
-    out = subprocess.run([sys.executable, "-c", code, str(spec)], cwd=ROOT, capture_output=True, text=True,
-                         env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    out = run_code(code, str(spec))
     assert out.returncode == 0, out.stderr
     assert spec.read_text() == "freeze a\nclip l2 1\n"
 

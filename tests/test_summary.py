@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from processes import run_specopt
 
 import specopt
 from specopt.summary import SummaryError, parse_input_size, summarize
@@ -17,10 +16,7 @@ MODEL = "examples/seed_model.py:Network"
 SEED = ROOT / "examples" / "seed.opt"
 
 
-def run(*args: str, pythonpath: str = str(ROOT)) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=pythonpath)
-    return subprocess.run([sys.executable, "-m", "specopt", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+run = run_specopt
 
 
 def _counts(compiled) -> tuple[int, int]:
@@ -96,6 +92,6 @@ def test_cli_without_torchinfo_exits_2(tmp_path):
     broken.mkdir()
     (broken / "__init__.py").write_text("raise ImportError(\"No module named 'numpy'\")\n")
     out = run("compile", "examples/seed.opt", "--model", MODEL, "--summary",
-              pythonpath=os.pathsep.join([str(tmp_path), str(ROOT)]))
+              first=[tmp_path])
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "pip install 'specopt[summary]'" in out.stderr and "numpy" in out.stderr
