@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from processes import run_specopt
 
 import specopt
 from specopt.explain import Explanation, explain, render_text
@@ -28,10 +26,7 @@ group classifier.bias lr=x2
 """
 
 
-def run(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "specopt", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
+run = run_specopt
 
 
 @pytest.fixture
