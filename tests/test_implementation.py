@@ -134,3 +134,22 @@ def test_an_extension_entry_equal_to_a_builtin_is_still_not_chosen_fused():
     assert entry.option("fused") is not None
     chosen = choose_implementation(entry, list(_model().parameters()), {})
     assert chosen.name == "single-tensor" and not chosen.flags
+
+
+@pytest.mark.cuda
+def test_a_model_split_between_cpu_and_cuda_steps_fused_like_the_single_tensor_loop():
+    a, b = _model(), _model()
+    for model in (a, b):
+        model[2].cuda()  # offloading-style layout: one optimizer over tensors on two devices
+    fast = specopt.parse("optimizer adamw weight_decay=0.1").compile(a)
+    slow = specopt.parse("optimizer adamw weight_decay=0.1 foreach=false").compile(b)
+    assert fast.implementation.name == "fused" and "cpu, cuda" in fast.implementation.reason
+    for step in range(10):
+        for model, compiled in ((a, fast), (b, slow)):
+            gen = torch.Generator().manual_seed(step)
+            for p in model.parameters():
+                p.grad = torch.randn(p.shape, generator=gen).to(p.device)
+            compiled.optimizer.step()
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert p.device == q.device
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
