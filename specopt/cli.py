@@ -285,7 +285,6 @@ def _add_fmt_and_diff(sub) -> None:
     cmd.add_argument("files", nargs="+", metavar="spec")
     cmd.add_argument("--check", action="store_true",
                      help="change nothing: list the files that would change and exit 1 if any would")
-    _import_option(cmd)
     cmd.set_defaults(run=_fmt)
     cmd = sub.add_parser("diff", help="compare what two specs do to each parameter of a model "
                          "(exit 0 with or without differences)")
@@ -311,7 +310,7 @@ def _fmt(args) -> int:
             raise UsageError(f"{path}: fmt formats spec text, not a plan stored as data")
         try:
             data = Path(path).read_bytes()
-            specs[path] = (parse(read_spec_text(path), path, args.allow_import), data)
+            specs[path] = (parse(read_spec_text(path), path, defer_imports=True), data)
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
         except SpecError as exc:

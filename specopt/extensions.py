@@ -286,17 +286,22 @@ def _import_module(module_name: str):
         raise ExtensionProblem(f"importing {module_name} failed: {type(exc).__name__}: {exc}") from None
 
 
-def import_diagnostics(statements: Sequence[Any], allow_import: bool) -> list[Diagnostic]:
+def import_diagnostics(statements: Sequence[Any], allow_import: bool, defer: bool = False) -> list[Diagnostic]:
     """Problems of an optimizer named by import path, given a spec's statements.
 
     Without ``allow_import`` the path is refused (E220) and nothing is
     imported; with it, the class is imported and every ``key=value`` of the
-    optimizer and group statements is checked against its constructor.
+    optimizer and group statements is checked against its constructor. With
+    ``defer`` only the form of the path is checked: nothing is refused or
+    imported, for tools that read a spec without compiling it (``fmt``).
     """
     stmt = next((s for s in statements if s.kind == "optimizer"), None)
     if stmt is None or not is_import_path(stmt.name):
         return []
     try:
+        _check_form(stmt.name)
+        if defer:
+            return []
         info = _permitted_import(stmt.name, allow_import)
     except ExtensionProblem as exc:
         return [Diagnostic(exc.code, str(exc), stmt.name_span or stmt.span, exc.hint)]
@@ -309,10 +314,13 @@ def import_diagnostics(statements: Sequence[Any], allow_import: bool) -> list[Di
     return diags
 
 
-def _permitted_import(path: str, allow_import: bool) -> OptimizerInfo:
+def _check_form(path: str) -> None:
     if not _IMPORT_PATH.fullmatch(path):
         raise ExtensionProblem(f"'{path}' is not an import path of the form package.module:Class",
                                'e.g. optimizer "mypkg.optim:Lion" lr=1e-4')
+
+
+def _permitted_import(path: str, allow_import: bool) -> OptimizerInfo:
     if not allow_import:
         raise _refusal(path)
     return import_optimizer(path)

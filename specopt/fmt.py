@@ -42,8 +42,11 @@ class FormatterError(Exception):
 
 
 def format_text(text: str, name: str = "<string>") -> str:
-    """Return spec text in the canonical layout; raise :class:`SpecError` if the spec has errors."""
-    return format_spec(parse(text, name))
+    """Return spec text in the canonical layout; raise :class:`SpecError` if the spec has errors.
+
+    An optimizer named by import path is kept as written and never imported.
+    """
+    return format_spec(parse(text, name, defer_imports=True))
 
 
 def format_spec(spec: Spec) -> str:

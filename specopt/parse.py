@@ -45,11 +45,14 @@ def parser() -> Lark:
                 propagate_positions=True, maybe_placeholders=False)
 
 
-def parse_text(text: str, name: str = "<string>", allow_import: bool = False) -> tuple[Plan, Source]:
+def parse_text(text: str, name: str = "<string>", allow_import: bool = False,
+               defer_imports: bool = False) -> tuple[Plan, Source]:
     """Parse spec text into a validated plan; raise :class:`SpecError` with every problem found.
 
     An optimizer named by import path is refused unless ``allow_import``; when
     allowed, its class is imported here and the options are checked against it.
+    ``defer_imports`` accepts such a path unchecked and imports nothing: the
+    gate then applies when the plan is compiled or resolved.
     """
     source = Source(text, name)
     if len(text) > MAX_SOURCE_CHARS:
@@ -63,7 +66,7 @@ def parse_text(text: str, name: str = "<string>", allow_import: bool = False) ->
             diags.append(_syntax_diagnostic(exc, chunk, start))
         except _NodeError as exc:
             diags.append(exc.diagnostic)
-    diags += import_diagnostics(statements, allow_import)
+    diags += import_diagnostics(statements, allow_import, defer_imports)
     try:
         plan = Plan(statements=tuple(statements), span=Span(start=0, end=len(text)))
     except SpecError as exc:

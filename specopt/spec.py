@@ -54,13 +54,15 @@ class Spec:
         return resolve_model(self.plan, model, self.source)
 
 
-def parse(text: str, name: str = "<string>", allow_import: bool = False) -> Spec:
+def parse(text: str, name: str = "<string>", allow_import: bool = False, defer_imports: bool = False) -> Spec:
     """Parse spec text; raise :class:`SpecError` listing every problem in it.
 
     An optimizer named by import path is refused (E220) unless ``allow_import``:
-    importing it runs the module's code.
+    importing it runs the module's code. ``defer_imports`` accepts such a path
+    without importing it or checking its options, for tools that only read the
+    text (``specopt fmt``); compiling or resolving the spec applies the gate.
     """
-    plan, source = parse_text(text, name, allow_import)
+    plan, source = parse_text(text, name, allow_import, defer_imports)
     return Spec(plan, source, allow_import)
 
 

@@ -13,8 +13,10 @@ comments, blank lines, ``;`` separators and line endings:
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -286,6 +288,33 @@ def test_output_is_in_canonical_layout(text):
     assert not any("  " in line.split("#")[0].rstrip() for line in lines)
 
 
+def _explosive_module(tmp_path, monkeypatch) -> str:
+    """A module on the path whose import fails loudly: formatting must never import it."""
+    (tmp_path / "fmt_boom_optim.py").write_text("raise RuntimeError('imported by fmt')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return 'optimizer "fmt_boom_optim:Lion"  lr = 1e-4 ;clip l2 1\n'
+
+
+def test_an_import_path_optimizer_is_formatted_without_importing_it(tmp_path, monkeypatch):
+    text = _explosive_module(tmp_path, monkeypatch)
+    assert format_text(text) == 'optimizer "fmt_boom_optim:Lion" lr=1e-4\nclip l2 1\n'
+    assert "fmt_boom_optim" not in sys.modules
+
+
+def test_a_malformed_import_path_is_still_an_error_when_formatting():
+    with pytest.raises(SpecError) as info:
+        format_text('optimizer "fmt_boom_optim:"\n')
+    assert [d.code for d in info.value.diagnostics] == ["E221"]
+
+
+def test_a_spec_parsed_for_formatting_still_refuses_the_import_when_compiled(tmp_path, monkeypatch):
+    spec = specopt.parse(_explosive_module(tmp_path, monkeypatch), defer_imports=True)
+    with pytest.raises(SpecError) as info:
+        spec.compile(torch.nn.Linear(2, 2))
+    assert [d.code for d in info.value.diagnostics] == ["E220"]
+    assert "fmt_boom_optim" not in sys.modules
+
+
 # --- command line ------------------------------------------------------------------------------
 
 run = run_specopt
@@ -322,6 +351,17 @@ def test_cli_reports_spec_errors_and_leaves_the_file_untouched(tmp_path):
     assert f"{bad}:1:11: error: unknown statement 'frezee' [E101]" in out.stderr
     assert "Traceback" not in out.stderr
     assert bad.read_text() == "freeze  a;frezee b\n" and messy.read_text() == "freeze a\n"
+
+
+def test_cli_formats_an_import_path_spec_without_allow_import_and_refuses_the_flag(tmp_path):
+    (tmp_path / "fmt_boom_optim.py").write_text("raise RuntimeError('imported by fmt')\n")
+    spec = tmp_path / "lion.opt"
+    spec.write_text('optimizer "fmt_boom_optim:Lion"  lr = 1e-4\n')
+    out = run_specopt("fmt", str(spec), cwd=tmp_path, first=[tmp_path])
+    assert out.returncode == 0, out.stderr
+    assert spec.read_text() == 'optimizer "fmt_boom_optim:Lion" lr=1e-4\n'
+    refused = run_specopt("fmt", "--allow-import", str(spec), cwd=tmp_path)
+    assert refused.returncode == 2 and "unrecognized arguments: --allow-import" in refused.stderr
 
 
 def test_cli_unreadable_file_is_a_usage_error_before_any_rewrite(tmp_path):
