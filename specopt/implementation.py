@@ -5,7 +5,7 @@ torch offers up to three implementations of the same update. Measured on a
 fused 10 ms, single-tensor (torch's CPU default) 21 ms, foreach 54 ms. On an
 H200 with torch 2.11 (benchmarks/bench_impl.py, README "On a GPU") fused was
 the fastest path at every size measured, and foreach, torch's CUDA default,
-beat single-tensor by 2.4-20x on tensors of up to a million elements (it loses
+beat single-tensor by 2.3-9x on tensors of up to a million elements (it loses
 by 12-35% only when every tensor holds tens of millions of elements). So
 specopt picks fused wherever torch supports it for every trainable tensor (its
 device type and a floating dtype) and otherwise leaves torch's own per-device
