@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e ".[test]"
+	$(BIN)/python -m pip install -q -e ".[test]" "$(TORCH)"  # the pin again, so no extra pulls another torch
 	touch $@
 
 demo: $(VENV)/.installed
