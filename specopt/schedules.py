@@ -1,0 +1,227 @@
+"""Schedule kinds: the phases a ``schedule`` statement is made of, one frozen entry each.
+
+A schedule moves one hyperparameter of every param group over the run:
+
+    schedule linear 500 steps from x0.01 then cosine 9500 steps to x0.1
+    schedule weight_decay cosine from 0.04 to 0.4
+
+Each phase is a kind from :data:`SCHEDULE_KINDS`, an optional length
+(``500 steps``, ``5 epochs``, ``80%`` of the run) and arguments written
+``NAME VALUE`` (``from x0.01``, ``to 0``, ``every 10 epochs``, ``at 30,60
+epochs``), or a bare factor (``x0.1``) for the kind's positional argument.
+This table drives the checks of a plan (which arguments a kind takes, their
+kinds and bounds), the closed forms the compiled scheduler evaluates, the
+reports, ``fmt``, the documentation and "did you mean" suggestions.
+
+Values are *levels*: ``x0.01`` is relative to each param group's own base
+value, so every group keeps its ratio to the others at every step; a plain
+number is absolute and the same for every group.
+
+This module must not import torch: ``specopt check`` validates schedules with
+it alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+# What an argument's value may be:
+#   level    x0.1 (relative to each group's base value) or a plain number (absolute)
+#   factor   x0.1 only
+#   number   a plain number;  int: a whole number
+#   length   N steps | N epochs | P%  (a time span)
+#   lengths  N,N,... steps|epochs     (points in time, from the start of the phase)
+#   choice   one of ``choices``, written as a word;  bool: true or false
+#   name     a word or a quoted string (a metric's name)
+ARG_KINDS = frozenset({"level", "factor", "number", "int", "length", "lengths", "choice", "bool", "name"})
+
+
+@dataclass(frozen=True)
+class ArgInfo:
+    """One argument of a phase kind: written ``NAME VALUE`` after the kind and its length.
+
+    ``default`` is the value when the argument is left out; ``None`` means the
+    kind decides (for ``from``: the value where the previous phase ended).
+    Levels are written as :class:`Level` values here. ``bounds`` uses the range
+    words of :func:`specopt.registry.check_bounds`; a level's bounds apply to its factor or number.
+    """
+
+    name: str
+    kind: str
+    summary: str
+    default: Any = None
+    bounds: str = ""
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Level:
+    """A value in a schedule: relative (``x0.1``: 0.1 times each group's base) or absolute (``1e-6``)."""
+
+    value: float
+    relative: bool
+
+    def of(self, base: float) -> float:
+        """This level for a param group whose base value is ``base``."""
+        return base * self.value if self.relative else self.value
+
+    def __str__(self) -> str:
+        return f"x{self.value:g}" if self.relative else f"{self.value:g}"
+
+
+X0 = Level(0.0, True)
+X1 = Level(1.0, True)
+
+
+@dataclass(frozen=True)
+class ScheduleKind:
+    """A phase kind: its name, arguments, how long it runs, and what it equals in torch.
+
+    ``positional`` names the argument a bare factor (``x0.1``) fills.
+    ``needs_length`` says the curve is defined by its length (a linear ramp
+    must know where it ends): such a phase without a length takes the rest of
+    the run, which then must be known. Other kinds run open-ended when they
+    are last and have no length. ``open_with`` names arguments that make a
+    kind open-ended even though it otherwise needs a length (cosine with
+    restarts). ``last_only`` kinds must be the last phase (their value depends
+    on the run's history, so no phase can follow from a known value).
+    ``torch`` names the torch scheduler the phase equals, where one does.
+    """
+
+    name: str
+    summary: str
+    formula: str
+    example: str
+    args: tuple[ArgInfo, ...] = ()
+    positional: str | None = None
+    needs_length: bool = True
+    open_with: tuple[str, ...] = ()
+    last_only: bool = False
+    torch: str | None = None
+
+    def arg(self, name: str) -> ArgInfo | None:
+        """The argument called ``name``, or ``None``."""
+        return next((a for a in self.args if a.name == name), None)
+
+    def length_required(self, given: Mapping[str, Any]) -> bool:
+        """Whether a phase of this kind with the arguments ``given`` needs a length to be defined."""
+        return self.needs_length and not any(name in given for name in self.open_with)
+
+
+def _from(default: Level | None = None) -> ArgInfo:
+    return ArgInfo("from", "level", "the value at the start of the phase "
+                   "(default: where the previous phase ended, x1 for the first)", default, ">=0")
+
+
+def _to(default: Level | None, words: str = "the value at the end of the phase") -> ArgInfo:
+    return ArgInfo("to", "level", words, default, ">=0")
+
+
+SCHEDULE_KINDS: dict[str, ScheduleKind] = {k.name: k for k in (
+    ScheduleKind("constant", "Hold a value: where the previous phase ended, or the factor given.",
+                 "v(t) = start", "schedule warmup 2000 steps then constant 80% then linear to 0",
+                 (ArgInfo("value", "factor", "the value to hold, relative to the base"),),
+                 positional="value", needs_length=False, torch="ConstantLR"),
+    ScheduleKind("linear", "Move in a straight line from one value to another.",
+                 "v(t) = from + (to - from) * t / T", "schedule linear 500 steps from x0.01",
+                 (_from(), _to(X1, "the value at the end of the phase (default x1)")),
+                 torch="LinearLR"),
+    ScheduleKind("warmup", "Ramp linearly from x0 (or the value given) up to x1.",
+                 "v(t) = from + (x1 - from) * t / T", "schedule warmup 5 epochs then cosine to x0.01",
+                 (_from(X0),), torch="LinearLR"),
+    ScheduleKind("cosine", "Half a cosine from one value down (or up) to another; optional warm restarts.",
+                 "v(t) = to + (from - to) * (1 + cos(pi * t / T)) / 2",
+                 "schedule cosine 9500 steps to x0.1",
+                 (_from(), _to(X0, "the floor at the end of each cycle (default x0)"),
+                  ArgInfo("every", "length", "restart the cosine after this long (the first period)"),
+                  ArgInfo("mult", "number", "multiply the period by this after each restart", 1.0, ">=1"),
+                  ArgInfo("decay", "factor", "multiply the peak by this after each restart", Level(1.0, True),
+                          ">0")),
+                 open_with=("every",), torch="CosineAnnealingLR (CosineAnnealingWarmRestarts with every)"),
+    ScheduleKind("step", "Multiply by a factor once every interval.",
+                 "v(t) = start * gamma ^ floor(t / every)", "schedule step every 30 epochs x0.1",
+                 (ArgInfo("every", "length", "the interval"),
+                  ArgInfo("gamma", "factor", "the factor applied at each interval", None, ">0")),
+                 positional="gamma", needs_length=False, torch="StepLR"),
+    ScheduleKind("multistep", "Multiply by a factor at each of the times given.",
+                 "v(t) = start * gamma ^ (number of milestones <= t)",
+                 "schedule multistep at 30,60,90 epochs x0.1",
+                 (ArgInfo("at", "lengths", "the milestones, from the start of the phase"),
+                  ArgInfo("gamma", "factor", "the factor applied at each milestone", None, ">0")),
+                 positional="gamma", needs_length=False, torch="MultiStepLR"),
+    ScheduleKind("exponential", "Multiply by a factor every step (or every interval given).",
+                 "v(t) = start * gamma ^ (t / every)", "schedule exponential x0.95",
+                 (ArgInfo("gamma", "factor", "the factor per interval", None, ">0"),
+                  ArgInfo("every", "length", "the interval (default: one call of scheduler.step())")),
+                 positional="gamma", needs_length=False, torch="ExponentialLR"),
+    ScheduleKind("polynomial", "Decay polynomially from one value to another.",
+                 "v(t) = to + (from - to) * (1 - t / T) ^ power", "schedule polynomial to 0 power 2",
+                 (_from(), _to(X0, "the value at the end of the phase (default x0)"),
+                  ArgInfo("power", "number", "the exponent", 1.0, ">0")),
+                 torch="PolynomialLR"),
+    ScheduleKind("inverse_sqrt", "Decay with the inverse square root of time (the original Transformer).",
+                 "v(t) = start * sqrt(timescale / (timescale + t))",
+                 "schedule warmup 4000 steps then inverse_sqrt",
+                 (ArgInfo("timescale", "length", "how fast it decays (default: the time at which the "
+                          "phase starts, so after a warmup of W steps v = peak * sqrt(W / step))"),),
+                 needs_length=False),
+    ScheduleKind("onecycle", "The one-cycle policy: up from peak/div to the peak, then down to "
+                 "peak/div/final_div; momentum (or beta1) moves the opposite way.",
+                 "as torch's OneCycleLR, with max_lr = the peak",
+                 "schedule onecycle 10000 steps",
+                 (ArgInfo("peak", "level", "the highest value (default x1, the base)", X1, ">=0"),
+                  ArgInfo("pct", "number", "the share of the phase spent going up", 0.3, "(0,1)"),
+                  ArgInfo("div", "number", "start at peak / div", 25.0, ">0"),
+                  ArgInfo("final_div", "number", "end at peak / div / final_div", 1e4, ">0"),
+                  ArgInfo("three_phase", "bool", "go back down to peak / div before the final decay", False),
+                  ArgInfo("anneal", "choice", "the shape of each part", "cos", choices=("cos", "linear")),
+                  ArgInfo("cycle_momentum", "bool", "move momentum (or beta1) opposite to the value", True),
+                  ArgInfo("base_momentum", "number", "momentum at the peak", 0.85, "[0,1]"),
+                  ArgInfo("max_momentum", "number", "momentum at the start and the end", 0.95, "[0,1]")),
+                 torch="OneCycleLR"),
+    ScheduleKind("plateau", "Multiply by a factor when a metric the training loop passes stops improving.",
+                 "v = max(start * factor ^ reductions, floor)", "schedule plateau x0.5 patience 3",
+                 (ArgInfo("factor", "factor", "the factor applied at each reduction", Level(0.1, True), "(0,1)"),
+                  ArgInfo("patience", "int", "calls without improvement before a reduction", 10, ">=0"),
+                  ArgInfo("mode", "choice", "whether lower or higher is better", "min", choices=("min", "max")),
+                  ArgInfo("threshold", "number", "the least change that counts as better", 1e-4, ">=0"),
+                  ArgInfo("threshold_mode", "choice", "whether the threshold is relative or absolute", "rel",
+                          choices=("rel", "abs")),
+                  ArgInfo("cooldown", "int", "calls to wait after a reduction", 0, ">=0"),
+                  ArgInfo("floor", "level", "the lowest value (default 0)", Level(0.0, False), ">=0"),
+                  ArgInfo("eps", "number", "changes smaller than this are ignored", 1e-8, ">=0"),
+                  ArgInfo("monitor", "name", "the metric's name, for frameworks (Lightning)", "val_loss")),
+                 positional="factor", needs_length=False, last_only=True, torch="ReduceLROnPlateau"),
+)}
+
+
+# --- what the compiled scheduler runs --------------------------------------------------------
+
+@dataclass(frozen=True)
+class PhaseSpec:
+    """One phase, ready to run: its kind, where it starts and how long it lasts, in scheduler units.
+
+    ``args`` holds every argument of the kind with defaults filled in: levels as
+    :class:`Level`, lengths in scheduler units (``float``), lists of lengths as
+    tuples. ``from`` is there only when the spec wrote it (or the kind gives it a
+    default, as ``warmup`` does): otherwise the phase starts where the previous
+    one ended, x1 for the first. ``length`` is ``None`` for an open-ended last phase.
+    """
+
+    kind: str
+    start: float
+    length: float | None
+    args: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Program:
+    """One hyperparameter's schedule: its phases in order, back to back from time 0.
+
+    ``hyper`` is an option name of the optimizer (``lr``, ``weight_decay``,
+    ``momentum``) or ``beta1`` / ``beta2``, an element of ``betas``.
+    """
+
+    hyper: str
+    phases: tuple[PhaseSpec, ...]
