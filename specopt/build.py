@@ -18,8 +18,8 @@ from .compiled import Compiled
 from .diagnostics import Diagnostic, Source, SpecError
 from .implementation import choose_implementation
 from .plan import Plan
-from .registry import SCHEDULES
 from .resolve import Resolution, index_model, resolve
+from .timing import Timing, check_ranges, plan_timing, programs
 
 
 def load_target(path: str) -> Any:
@@ -60,21 +60,31 @@ def resolve_model(plan: Plan, model: torch.nn.Module, source: Source | None = No
     return resolve(plan, index_model(model), constructor_defaults(optimizer_class(plan, source)), source)
 
 
-def compile_plan(plan: Plan, model: torch.nn.Module, source: Source | None = None) -> Compiled:
-    """Resolve a plan against a model and build its optimizer, scheduler and clipper."""
+def compile_plan(plan: Plan, model: torch.nn.Module, source: Source | None = None,
+                 timing: Timing | None = None) -> Compiled:
+    """Resolve a plan against a model and build its optimizer, scheduler and clipper.
+
+    ``timing`` holds the run's length and the steps per epoch the caller gave
+    (:func:`specopt.timing.plan_timing`); by default only the spec's own.
+    """
+    timing = timing or plan_timing(plan)
     cls = optimizer_class(plan, source)
-    return build(resolve(plan, index_model(model), constructor_defaults(cls), source), cls, source)
+    return build(resolve(plan, index_model(model), constructor_defaults(cls), source), cls, source, timing)
 
 
-def build(resolution: Resolution, cls: type, source: Source | None = None) -> Compiled:
+def build(resolution: Resolution, cls: type, source: Source | None = None,
+          timing: Timing | None = None) -> Compiled:
     """Construct the torch objects for a resolution, then apply the freezes to the model."""
+    timing = timing or plan_timing(resolution.plan)
+    progs = programs(resolution.plan, timing, source)
+    check_ranges(progs, resolution.plan, resolution.groups, resolution.optimizer, source)
     optimizer, implementation = _make_optimizer(resolution, cls, source)
-    scheduler = _make_scheduler(resolution.plan, optimizer)
+    scheduler = _make_scheduler(resolution.plan, optimizer, progs, timing, source)
     clipper = _make_clipper(resolution.plan, optimizer)
     _apply_requires_grad(resolution)
     if clipper is not None:
         clipper.attach(optimizer)
-    return Compiled(optimizer, scheduler, clipper, resolution, source, implementation)
+    return Compiled(optimizer, scheduler, clipper, resolution, source, implementation, timing)
 
 
 def _make_optimizer(resolution: Resolution, cls: type, source: Source | None):
@@ -102,12 +112,15 @@ def _make_optimizer(resolution: Resolution, cls: type, source: Source | None):
         raise SpecError([Diagnostic("E404", f"torch rejected the optimizer: {exc}", span)], source) from None
 
 
-def _make_scheduler(plan: Plan, optimizer: torch.optim.Optimizer):
-    stmt = plan.schedule
-    if stmt is None:
+def _make_scheduler(plan: Plan, optimizer: torch.optim.Optimizer, progs, timing: Timing,
+                    source: Source | None):
+    if not progs:
         return None
-    cls = load_target(SCHEDULES[stmt.kind].target)
-    return cls(optimizer, step_size=stmt.every, gamma=stmt.gamma)
+    stmt = plan.schedule
+    if len(progs) == 1 and stmt is not None and stmt.kind == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=int(progs[0].phases[0].args["every"]),
+                                               gamma=stmt.gamma)
+    raise SpecError([Diagnostic("E404", "schedule statements are not built yet", plan.schedules[0].span)], source)
 
 
 def _make_clipper(plan: Plan, optimizer: torch.optim.Optimizer) -> Clipper | None:

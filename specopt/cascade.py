@@ -13,7 +13,8 @@ from typing import Any, Mapping
 
 from .diagnostics import Diagnostic, Span
 from .match import TreeMatcher, atom_key
-from .plan import FreezeStatement, GroupStatement, Relative
+from .nodes import Relative
+from .statements import FreezeStatement, GroupStatement
 
 
 @dataclass(frozen=True)
@@ -110,9 +111,9 @@ def cascade(hits: frozenset[int], requires_grad: bool, rules: Rules, base: Mappi
         touched.append(rule.origin)
         stmt = rule.statement
         if isinstance(stmt, FreezeStatement):
-            if frozen != (stmt.kind == "freeze"):
+            if frozen != stmt.freezes:
                 changed.add(rule.index)
-            frozen, frozen_by = stmt.kind == "freeze", rule.origin
+            frozen, frozen_by = stmt.freezes, rule.origin
             continue
         for opt in stmt.options:
             value = opt.value.of(base[opt.key].value) if isinstance(opt.value, Relative) else opt.value

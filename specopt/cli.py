@@ -16,7 +16,7 @@ from typing import Sequence
 
 from . import __version__
 from .diagnostics import Diagnostic, SpecError, render_all, render_json
-from .registry import CLIP_MODES, OPTIMIZERS, SCHEDULES, STATEMENTS
+from .registry import CLIP_MODES, OPTIMIZERS
 from .report import format_value
 from .data import YamlUnavailable
 from .spec import Spec, load
@@ -242,8 +242,11 @@ def _explain(args) -> int:
 
 
 def _list(args) -> int:
+    from .plan import STATEMENT_KINDS
+    from .schedules import SCHEDULE_KINDS
+
     print("statements:")
-    for s in STATEMENTS.values():
+    for s in STATEMENT_KINDS:
         print(f"  {s.syntax:<44} {s.summary}")
     print("\noptimizers (default: adam):")
     for o in OPTIMIZERS.values():
@@ -253,9 +256,11 @@ def _list(args) -> int:
     print("\nclip modes:")
     for c in CLIP_MODES.values():
         print(f"  {c.name:<8} {c.summary}")
-    print("\nschedules:")
-    for sch in SCHEDULES.values():
-        print(f"  {sch.syntax:<44} {sch.summary}")
+    print("\nschedule kinds (schedule [HYPERPARAMETER] KIND [LENGTH] [ARG VALUE ...] [then ...]):")
+    for kind in SCHEDULE_KINDS.values():
+        print(f"  {kind.name:<13} {kind.summary}")
+        if kind.args:
+            print("  " + " " * 14 + "  ".join(f"{a.name} ({a.kind})" for a in kind.args))
     return 0
 
 

@@ -134,6 +134,39 @@ _ENTRIES = (
              "or l1.5, or value.",
              "clip l0 2",
              "Use one of those modes."),
+    CodeInfo("E212", "bad length",
+             "A length of time is zero or negative, a share of the run is over 100%, milestones do not "
+             "increase, or the run's length is written as a percentage.",
+             "schedule warmup 0 steps then cosine 1000 steps",
+             "Lengths are N steps, N epochs or P% of the run, greater than 0."),
+    CodeInfo("E213", "unknown schedule kind",
+             "A schedule phase starts with a word that is not a schedule kind.",
+             "schedule warmup 5 epochs then cosin to x0.01",
+             "Use a kind from `specopt list` or docs/schedules.md; the hint names the closest."),
+    CodeInfo("E214", "unknown or missing schedule argument",
+             "A phase names an argument its kind does not take, or leaves out one it needs (a step "
+             "phase needs its interval and factor).",
+             "schedule cosine 10 epochs floor x0.01",
+             "Use the arguments the hint lists for that kind."),
+    CodeInfo("E215", "phases that cannot follow each other",
+             "More than one phase leaves out its length (only one can take the rest of the run), a "
+             "plateau phase is not the last, or the shares of the run add up to more than 100%.",
+             "schedule warmup then cosine",
+             "Give every phase but one a length; put plateau last."),
+    CodeInfo("E216", "a number the schedule needs is missing",
+             "A phase needs the run's length (it is a share of the run, or has no length and takes the "
+             "rest of it) or the steps per epoch (it is in epochs while the schedule runs in steps), and "
+             "neither the spec nor the caller gave it.",
+             "schedule warmup 5 epochs then cosine to x0.01",
+             "Add `run N epochs` / `steps_per_epoch N` to the spec, or pass epochs=, steps= or "
+             "steps_per_epoch= when compiling (--epochs, --steps, --steps-per-epoch on the command line).",
+             needs_model=True),
+    CodeInfo("E217", "schedule out of range",
+             "A schedule would take a param group's hyperparameter outside the range the optimizer "
+             "allows, such as a beta of 1 or more, or a negative learning rate.",
+             "schedule beta1 linear 10 epochs to x1.2",
+             "Change the schedule's levels, or the group's base value they multiply.",
+             needs_model=True),
     CodeInfo("E220", "import not allowed",
              "The optimizer is named by import path, and importing it would run code; that needs the "
              "caller's permission.",

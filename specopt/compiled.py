@@ -11,6 +11,7 @@ from .clip import Clipper
 from .diagnostics import Source
 from .implementation import Implementation
 from .resolve import Resolution
+from .timing import Timing
 
 STATE_FORMAT = "specopt.optimizer/1"
 
@@ -30,12 +31,12 @@ class Compiled:
     resolution: Resolution
     source: Source | None = None
     implementation: "Implementation | None" = None
+    timing: "Timing | None" = None
 
     @property
     def schedule_unit(self) -> str | None:
         """What one ``scheduler.step()`` call counts: ``"epoch"``, ``"step"``, or ``None`` without a schedule."""
-        stmt = self.resolution.plan.schedule
-        return stmt.unit if stmt else None
+        return self.timing.unit if self.scheduler is not None and self.timing else None
 
     @property
     def frozen(self) -> list[str]:

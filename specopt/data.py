@@ -27,13 +27,13 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from .diagnostics import Diagnostic, Source, Span, SpecError, did_you_mean, suggest
 from .parse import MAX_SOURCE_CHARS
 from .extensions import import_diagnostics
-from .plan import Plan, Statement
-from .registry import STATEMENTS
+from .plan import BY_KEYWORD as STATEMENTS
+from .plan import Plan, StatementNode
 from .spec import read_spec_text
 
 DATA_SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 MAX_DEPTH = 64
-_SPAN_KEYS = ("span", "name_span", "value_span")
+_SPAN_KEYS = ("span", "name_span", "value_span", "kind_span", "hyper_span")
 _MAX_INT_DIGITS = 4300
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -91,10 +91,14 @@ def _rewrite(node: Any, path: Path_, mark: Callable[[Path_], Span | None] | None
         out = {k: _rewrite(v, path + (k,), mark) for k, v in node.items() if k not in _SPAN_KEYS}
         if mark is not None:
             out["span"] = mark(path)
-            if len(path) >= 2 and path[-2] == "options":
+            if len(path) >= 2 and path[-2] in ("options", "args"):
                 out["value_span"] = mark(path + ("value",))
+            if len(path) >= 2 and path[-2] == "phases":
+                out["kind_span"] = mark(path + ("kind",))
             if len(path) == 2 and node.get("kind") == "optimizer":
                 out["name_span"] = mark(path + ("name",))
+            if len(path) == 2 and node.get("kind") == "schedule":
+                out["hyper_span"] = mark(path + ("hyper",))
         return out
     if isinstance(node, (list, tuple)):
         return [_rewrite(v, path + (i,), mark) for i, v in enumerate(node)]
@@ -125,7 +129,7 @@ def _plan_diagnostics(doc: _Document, allow_import: bool) -> list[Diagnostic]:
 
 @lru_cache(maxsize=1)
 def _statement_adapter() -> TypeAdapter:
-    return TypeAdapter(Statement)
+    return TypeAdapter(StatementNode)
 
 
 # --- structure: pydantic's errors as diagnostics --------------------------------------------

@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Diagnostic, Source, Span, SpecError
-from .plan import Relative
+from .nodes import Relative
 from .report import format_value, jsonable
 from .resolve import ModelIndex, Origin, ParamAssignment, Resolution, index_model, resolve
-from .spec import parse
+from .parse import parse_text
 
 if TYPE_CHECKING:
     from .compiled import Compiled
@@ -150,7 +150,7 @@ def _selector_plan(selector: str):
                                     "give selectors only, e.g. 'convolution2*', '@*Norm*' or 'ndim<2'")],
                         Source(selector, SELECTOR_SOURCE))
     try:
-        return parse(_PREFIX + selector, SELECTOR_SOURCE).plan
+        return parse_text(_PREFIX + selector, SELECTOR_SOURCE)[0]
     except SpecError as exc:
         raise _against_selector(exc, selector) from None
 

@@ -32,6 +32,7 @@ from importlib import metadata
 from typing import Any, Sequence
 
 from .diagnostics import Diagnostic, SpecError, did_you_mean
+from .options import written_name  # noqa: F401 (re-exported: the name as a spec writes it)
 from .registry import (DEFAULT_OPTIMIZER, KNOWN_BOUNDS, OPTIMIZERS, OptimizerInfo, OptionInfo,
                        check_kind, describe_kind, known_kind, shared_bounds)
 
@@ -251,9 +252,6 @@ def is_import_path(name: str) -> bool:
     return ":" in name
 
 
-def written_name(name: str) -> str:
-    """An optimizer name as a spec writes it: an import path is quoted."""
-    return f'"{name}"' if is_import_path(name) else name
 
 
 def import_optimizer(path: str) -> OptimizerInfo:
@@ -294,6 +292,7 @@ def import_diagnostics(statements: Sequence[Any], allow_import: bool, defer: boo
     optimizer and group statements is checked against its constructor. With
     ``defer`` only the form of the path is checked: nothing is refused or
     imported, for tools that read a spec without compiling it (``fmt``).
+    Each statement checks itself against the class (``check_options``).
     """
     stmt = next((s for s in statements if s.kind == "optimizer"), None)
     if stmt is None or not is_import_path(stmt.name):
@@ -305,13 +304,7 @@ def import_diagnostics(statements: Sequence[Any], allow_import: bool, defer: boo
         info = _permitted_import(stmt.name, allow_import)
     except ExtensionProblem as exc:
         return [Diagnostic(exc.code, str(exc), stmt.name_span or stmt.span, exc.hint)]
-    from .plan import check_options  # imported here: plan imports this module
-
-    diags = check_options(stmt.options, info, group=False)
-    for s in statements:
-        if s.kind == "group" and s.options:
-            diags += check_options(s.options, info, group=True)
-    return diags
+    return [d for s in statements for d in s.check_options(info)]
 
 
 def _check_form(path: str) -> None:

@@ -18,27 +18,21 @@ The canonical form:
   the start or the end, lines end with ``\\n`` and the file with one newline
   (a file without statements or comments formats to the empty text).
 
-The formatter works from the parsed plan and the source text: the plan says
-what each statement is, the spans say where it was written and how its values
-were spelled. Only valid specs are formatted.
+The formatter works from the parse: each statement's parse tree, with every
+token kept, is written out again with one rule per kind of tree node (how its
+children are joined), so a new statement kind needs no code here. Only valid
+specs are formatted.
 """
 
 from __future__ import annotations
 
-import re
-from bisect import bisect_right
+from lark import Token
 
-from .parse import comment_start
-from .plan import Option, Plan, Relative, Term
+from .parse import comment_start, parser, split_statements
 from .spec import Spec, parse
 
 COMMENT_GAP = "  "
-_TUPLE_ITEM = re.compile(r'"[^"\n]*"|[^\s,()"]+')
-_STEP = re.compile(r"step\s+every\s+(\d+)\s*(?:(epochs?|steps?)\s+)?(x\S+)")
-
-
-class FormatterError(Exception):
-    """The formatter met a statement it cannot reproduce; a bug in specopt, never in the spec."""
+_WORDS = frozenset({"true", "false", "none", "inf", "nan"})
 
 
 def format_text(text: str, name: str = "<string>") -> str:
@@ -51,29 +45,19 @@ def format_text(text: str, name: str = "<string>") -> str:
 
 def format_spec(spec: Spec) -> str:
     """Return a parsed spec's source text in the canonical layout."""
-    if spec.source.format != "spec" or any(stmt.span is None for stmt in spec.plan.statements):
+    if spec.source.format != "spec":
         raise ValueError("only a spec parsed from spec text can be formatted, not a plan read as data")
-    text = spec.source.text
-    by_line = _statements_by_line(spec.plan, text)
     lines: list[str] = []
-    for number, line in enumerate(text.split("\n")):
-        lines += _format_line(line, by_line.get(number, []), text)
+    for line in spec.source.text.split("\n"):
+        lines += _format_line(line)
     return _join(lines)
 
 
-def _statements_by_line(plan: Plan, text: str) -> dict[int, list]:
-    starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
-    by_line: dict[int, list] = {}
-    for stmt in plan.statements:
-        by_line.setdefault(bisect_right(starts, stmt.span.start) - 1, []).append(stmt)
-    return by_line
-
-
-def _format_line(line: str, statements: list, text: str) -> list[str]:
+def _format_line(line: str) -> list[str]:
     """The canonical lines for one source line: its statements, then its comment."""
     cut = comment_start(line)
     comment = line[cut:].rstrip() if cut >= 0 else ""
-    rendered = [format_statement(stmt, text) for stmt in statements]
+    rendered = [format_statement(chunk) for _, chunk in split_statements(line)]
     if not rendered:
         return [comment]
     if comment:
@@ -92,61 +76,48 @@ def _join(lines: list[str]) -> str:
     return "\n".join(out) + "\n" if out else ""
 
 
-def format_statement(stmt, text: str) -> str:
-    """One statement in canonical form; ``text`` is the source its spans point into."""
-    written = text[stmt.span.start:stmt.span.end]
-    if stmt.kind == "optimizer":
-        name = text[stmt.name_span.start:stmt.name_span.end]
-        words = ["optimizer", name, *_options(stmt.options, text)]
-    elif stmt.kind in ("freeze", "unfreeze"):
-        words = [stmt.kind, *_terms(stmt.selectors)]
-    elif stmt.kind == "group":
-        label = [f"{stmt.name}:"] if stmt.name is not None else []
-        words = ["group", *label, *_terms(stmt.selectors), *_options(stmt.options, text)]
-    elif stmt.kind == "clip":
-        words = ["clip", stmt.mode, _clip_max(written, stmt.mode)]
-    elif stmt.kind == "step":
-        words = ["step", "every", *_step_words(written)]
-    else:
-        raise FormatterError(f"no canonical form for a '{stmt.kind}' statement")
-    return " ".join(words)
+def format_statement(chunk: str) -> str:
+    """One statement's text (no ``;`` or comment) in canonical form, from its parse tree."""
+    tree = parser(keep_all_tokens=True).parse(chunk)
+    return _render(tree.children[0])
 
 
-def _terms(terms: tuple[Term, ...]) -> list[str]:
-    return [" & ".join(atom.text for atom in term.atoms) for term in terms]
+def _render(node) -> str:
+    if isinstance(node, Token):
+        return str(node)
+    parts = [_render(child) for child in node.children]
+    join = _JOINS.get(node.data, _spaced)
+    return join(parts)
 
 
-def _options(options: tuple[Option, ...], text: str) -> list[str]:
-    return [f"{opt.key}={_value_text(opt, text)}" for opt in options]
+def _spaced(parts: list[str]) -> str:
+    return " ".join(parts)
 
 
-def _value_text(opt: Option, text: str) -> str:
-    written = text[opt.value_span.start:opt.value_span.end]
-    if isinstance(opt.value, Relative):
-        return written
-    if isinstance(opt.value, tuple):
-        items = _TUPLE_ITEM.findall(written[1:-1])
-        if len(items) != len(opt.value):
-            raise FormatterError(f"cannot split the tuple {written!r} into {len(opt.value)} values")
-        return "(" + ", ".join(_scalar_text(item) for item in items) + ")"
-    return _scalar_text(written)
+def _word(parts: list[str]) -> str:
+    """A value word: true, false, none, inf and nan in lower case."""
+    word = parts[0]
+    return word.lower() if word.lower() in _WORDS else word
 
 
-def _scalar_text(written: str) -> str:
-    """Words (true, false, none, inf, nan) in lower case; numbers and strings as written."""
-    return written.lower() if written[:1].isalpha() else written
+def _tuple(parts: list[str]) -> str:
+    return "(" + ", ".join(p for p in parts if p not in _PUNCTUATION) + ")"
 
 
-def _clip_max(written: str, mode: str) -> str:
-    rest = written[len("clip"):].lstrip()
-    if not rest.startswith(mode):
-        raise FormatterError(f"cannot find the clip mode {mode!r} in {written!r}")
-    return rest[len(mode):].strip()
+_PUNCTUATION = frozenset({"(", ")", ","})
 
 
-def _step_words(written: str) -> list[str]:
-    match = _STEP.fullmatch(written)
-    if match is None:
-        raise FormatterError(f"cannot read the step statement {written!r}")
-    every, unit, factor = match.groups()
-    return [every, unit, factor] if unit else [every, factor]
+def _term(parts: list[str]) -> str:
+    return " & ".join(p for p in parts if p != "&")
+
+
+def _milestones(parts: list[str]) -> str:
+    *numbers, unit = [p for p in parts if p != ","]
+    return ",".join(numbers) + " " + unit
+
+
+# How the children of each kind of tree node are joined; every other node: by single spaces.
+_JOINS = {
+    "option": "".join, "atom": "".join, "tuple": _tuple, "term": _term, "word": _word,
+    "s_word": _word, "s_milestones": _milestones,
+}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from .diagnostics import Diagnostic, did_you_mean, suggest
-from .plan import Selector, Term
+from .nodes import Selector, Term
 from .selectors import NamePattern, class_glob, name_pattern, ndim_test
 
 

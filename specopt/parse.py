@@ -20,9 +20,10 @@ from lark.exceptions import UnexpectedEOF, UnexpectedInput, VisitError
 
 from .diagnostics import Diagnostic, Source, Span, SpecError, did_you_mean
 from .extensions import import_diagnostics
-from .plan import (ClipStatement, FreezeStatement, GroupStatement, OptimizerStatement, Option, Plan,
-                   Relative, Selector, StepStatement, Term)
-from .registry import STATEMENTS, UNITS
+from .nodes import UNIT_WORDS, Length, Milestones, Option, Relative, Selector, Term
+from .phases import Item
+from .plan import BY_KEYWORD, Plan
+from .statements import Parts
 
 MAX_SOURCE_CHARS = 1_000_000
 
@@ -38,11 +39,11 @@ def grammar_text() -> str:
     raise FileNotFoundError("specopt's grammar file is missing from this installation")
 
 
-@lru_cache(maxsize=1)
-def parser() -> Lark:
-    """The cached LALR parser for the spec grammar."""
+@lru_cache(maxsize=2)
+def parser(keep_all_tokens: bool = False) -> Lark:
+    """The cached LALR parser for the spec grammar; ``keep_all_tokens`` keeps punctuation (for ``fmt``)."""
     return Lark(grammar_text(), start="file", parser="lalr", lexer="contextual",
-                propagate_positions=True, maybe_placeholders=False)
+                propagate_positions=True, maybe_placeholders=False, keep_all_tokens=keep_all_tokens)
 
 
 def parse_text(text: str, name: str = "<string>", allow_import: bool = False,
@@ -66,6 +67,8 @@ def parse_text(text: str, name: str = "<string>", allow_import: bool = False,
             diags.append(_syntax_diagnostic(exc, chunk, start))
         except _NodeError as exc:
             diags.append(exc.diagnostic)
+        except SpecError as exc:
+            diags += exc.diagnostics
     diags += import_diagnostics(statements, allow_import, defer_imports)
     try:
         plan = Plan(statements=tuple(statements), span=Span(start=0, end=len(text)))
@@ -117,7 +120,7 @@ def _parse_chunk(chunk: str, start: int) -> list:
     try:
         return _ToPlan(start).transform(tree)
     except VisitError as exc:
-        if isinstance(exc.orig_exc, _NodeError):
+        if isinstance(exc.orig_exc, (_NodeError, SpecError)):
             raise exc.orig_exc from None
         raise
     except RecursionError:
@@ -134,13 +137,13 @@ def _syntax_diagnostic(exc: UnexpectedInput, chunk: str, start: int) -> Diagnost
     pos = _error_pos(exc, chunk)
     word = _word_at(chunk, pos)
     lead = len(chunk) - len(chunk.lstrip())
-    if pos == lead and word and word not in STATEMENTS:
+    if pos == lead and word and word not in BY_KEYWORD:
         return Diagnostic("E101", f"unknown statement '{word}'", Span(start=start + pos, end=start + pos + len(word)),
-                          did_you_mean(word, STATEMENTS) or "statements: " + ", ".join(STATEMENTS))
+                          did_you_mean(word, BY_KEYWORD) or "statements: " + ", ".join(BY_KEYWORD))
     found = f"'{word}'" if word else ("end of statement" if pos >= len(chunk.rstrip()) else f"'{chunk[pos]}'")
     message = f"unexpected {found}" + _expectation(exc, chunk, pos)
     keyword = chunk.split()[0]
-    hint = f"the form is: {STATEMENTS[keyword].syntax}" if keyword in STATEMENTS else None
+    hint = f"the form is: {BY_KEYWORD[keyword].syntax}" if keyword in BY_KEYWORD else None
     if chunk[pos:pos + 1] == "=" and keyword == "group":
         hint = "a group names its selectors before key=value, e.g. group head.* lr=1e-3"
     width = len(word) or (1 if pos < len(chunk) else 0)  # nothing to underline at the end of the text
@@ -161,6 +164,7 @@ _EXPECTED = {
     "NUMBER": "a number", "INT": "a whole number", "FACTOR": "a factor like x0.1",
     "_EVERY": "'every'", "UNIT": "'epochs' or 'steps'", "EQUAL": "'='", "LPAR": "'('",
     "RPAR": "')'", "COMMA": "','", "STRING": "a quoted string", "LABEL": "a group name",
+    "PERCENT": "a share of the run like 10%",
 }
 
 
@@ -218,7 +222,12 @@ def _span(start: int, item) -> Span:
 
 @v_args(meta=True)
 class _ToPlan(Transformer):
-    """Map each grammar rule to a plan node; spans are shifted by the statement's offset."""
+    """Map each grammar rule to a plan node; spans are shifted by the statement's offset.
+
+    A ``<keyword>_stmt`` rule is handed to its statement class
+    (:meth:`specopt.statements.Statement.from_parse`); the rules below build
+    the values, options and selectors those classes receive.
+    """
 
     def __init__(self, offset: int):
         super().__init__()
@@ -227,35 +236,14 @@ class _ToPlan(Transformer):
     def _at(self, meta) -> Span:
         return Span(start=self.offset + meta.start_pos, end=self.offset + meta.end_pos)
 
+    def __default__(self, data, children, meta):
+        if isinstance(data, str) and data.endswith("_stmt"):
+            cls = BY_KEYWORD[data[:-len("_stmt")]]
+            return cls.from_parse(Parts(children, self._at(meta), self.offset, _whole))
+        return super().__default__(data, children, meta)
+
     def file(self, meta, children):
         return list(children)
-
-    def optimizer_stmt(self, meta, children):
-        name, *options = children
-        text = str(name)[1:-1] if name.type == "STRING" else str(name)
-        return OptimizerStatement(name=text, name_span=_span(self.offset, name),
-                                  options=tuple(options), span=self._at(meta))
-
-    def freeze_stmt(self, meta, children):
-        return FreezeStatement(kind="freeze", selectors=tuple(children[0]), span=self._at(meta))
-
-    def unfreeze_stmt(self, meta, children):
-        return FreezeStatement(kind="unfreeze", selectors=tuple(children[0]), span=self._at(meta))
-
-    def group_stmt(self, meta, children):
-        label = children[0][:-1] if isinstance(children[0], Token) and children[0].type == "LABEL" else None
-        rest = children[1:] if label is not None else children
-        return GroupStatement(name=label, selectors=tuple(rest[0]), options=tuple(rest[1:]),
-                              span=self._at(meta))
-
-    def clip_stmt(self, meta, children):
-        mode, value = children
-        return ClipStatement(mode=str(mode), max=float(value), span=self._at(meta))
-
-    def step_stmt(self, meta, children):
-        every, *unit, factor = children
-        return StepStatement(every=_whole(str(every), _span(self.offset, every)), unit=UNITS[str(unit[0])] if unit else "epoch",
-                             gamma=float(str(factor)[1:]), span=self._at(meta))
 
     def selectors(self, meta, children):
         return list(children)
@@ -276,9 +264,11 @@ class _ToPlan(Transformer):
                       value_span=self._at(value_meta) if value_meta else None)
 
     def number(self, meta, children):
-        text = str(children[0])
-        value = float(text) if any(c in text for c in ".eE") else _whole(text, _span(self.offset, children[0]))
-        return value, meta
+        return self._number(children[0]), meta
+
+    def _number(self, token: Token):
+        text = str(token)
+        return float(text) if any(c in text for c in ".eE") else _whole(text, _span(self.offset, token))
 
     def factor(self, meta, children):
         return Relative(factor=float(str(children[0])[1:]), span=self._at(meta)), meta
@@ -294,6 +284,41 @@ class _ToPlan(Transformer):
             raise _NodeError(Diagnostic("E103", "tuples hold plain values only", self._at(meta),
                                         "write numbers, true, false, none or strings inside (...)"))
         return tuple(value for value, _ in children), meta
+
+    # --- lengths of time and the items of a schedule -------------------------------------
+
+    def length(self, meta, children):
+        if len(children) == 1:
+            return Length(value=float(str(children[0])[:-1]), unit="percent", span=self._at(meta))
+        number, unit = children
+        return Length(value=float(self._number(number)), unit=UNIT_WORDS[str(unit)], span=self._at(meta))
+
+    def _item(self, kind: str, value, meta, text: str) -> Item:
+        return Item(kind, value, self._at(meta), text)
+
+    def s_word(self, meta, children):
+        text = str(children[0])
+        value = {"true": True, "false": False}.get(text.lower(), text)
+        return self._item("word", value, meta, f"'{text}'")
+
+    def s_length(self, meta, children):
+        return self._item("length", children[0], meta, f"'{children[0].text}'")
+
+    def s_number(self, meta, children):
+        return self._item("number", self._number(children[0]), meta, f"'{children[0]}'")
+
+    def s_factor(self, meta, children):
+        factor = Relative(factor=float(str(children[0])[1:]), span=self._at(meta))
+        return self._item("factor", factor, meta, f"'{children[0]}'")
+
+    def s_string(self, meta, children):
+        return self._item("string", str(children[0])[1:-1], meta, str(children[0]))
+
+    def s_milestones(self, meta, children):
+        *numbers, unit = children
+        values = tuple(float(self._number(n)) for n in numbers)
+        value = Milestones(values=values, unit=UNIT_WORDS[str(unit)], span=self._at(meta))
+        return self._item("milestones", value, meta, f"'{value.text}'")
 
 
 _WORDS = {"true": True, "false": False, "none": None, "inf": math.inf, "nan": math.nan}

@@ -1,4 +1,4 @@
-"""The registry of builtins: statements, optimizers, their options, clip modes and schedules.
+"""The registry of builtins: optimizers, their options, and clip modes.
 
 Every entry is frozen data with a description. The same entries drive parsing
 hints, validation, dispatch at build time, the ``specopt list`` listing, the
@@ -19,6 +19,7 @@ always win over an extension of the same name.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,30 +76,10 @@ class OptimizerInfo:
 
 
 @dataclass(frozen=True)
-class StatementInfo:
-    """A statement keyword with its syntax, purpose and an example."""
-
-    keyword: str
-    syntax: str
-    summary: str
-    example: str
-
-
-@dataclass(frozen=True)
 class ClipInfo:
     """A gradient clipping mode."""
 
     name: str
-    summary: str
-
-
-@dataclass(frozen=True)
-class ScheduleInfo:
-    """A learning-rate schedule statement and the torch scheduler it builds."""
-
-    name: str
-    target: str
-    syntax: str
     summary: str
 
 
@@ -197,27 +178,6 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {o.name: o for o in (
 
 DEFAULT_OPTIMIZER = "adam"
 
-STATEMENTS: dict[str, StatementInfo] = {s.keyword: s for s in (
-    StatementInfo("optimizer", 'optimizer NAME|"mod:Class" [key=value ...]',
-                  "Choose the optimizer and its base hyperparameters (default: adam, lr=1e-3).",
-                  "optimizer adamw lr=3e-4 betas=(0.9, 0.95)"),
-    StatementInfo("freeze", "freeze SELECTOR ...",
-                  "Stop training the selected parameters (requires_grad=False, kept out of the optimizer).",
-                  "freeze cnn.VGG_16.convolution1_*"),
-    StatementInfo("unfreeze", "unfreeze SELECTOR ...",
-                  "Train the selected parameters again, overriding an earlier freeze.",
-                  "unfreeze encoder.layer.11"),
-    StatementInfo("group", "group [NAME:] SELECTOR ... key=value ...",
-                  "Override hyperparameters for the selected parameters; x0.1 scales the base value.",
-                  "group convolution2* lr=1e-3"),
-    StatementInfo("clip", "clip l2|l1|inf|lP|value MAX",
-                  "Clip gradients before every optimizer step, by total norm or by value.",
-                  "clip l2 20"),
-    StatementInfo("step", "step every N [epochs|steps] xGAMMA",
-                  "Multiply the learning rate by GAMMA every N epochs (or steps): StepLR.",
-                  "step every 10 x0.1"),
-)}
-
 CLIP_MODES: dict[str, ClipInfo] = {c.name: c for c in (
     ClipInfo("l2", "Scale gradients so that their total L2 norm is at most MAX."),
     ClipInfo("l1", "Scale gradients so that their total L1 norm is at most MAX."),
@@ -226,12 +186,25 @@ CLIP_MODES: dict[str, ClipInfo] = {c.name: c for c in (
     ClipInfo("value", "Clamp every gradient element into [-MAX, MAX]."),
 )}
 
-SCHEDULES: dict[str, ScheduleInfo] = {s.name: s for s in (
-    ScheduleInfo("step", "torch.optim.lr_scheduler.StepLR", "step every N [epochs|steps] xGAMMA",
-                 "Decay the learning rate of every group by GAMMA once every N epochs or steps."),
-)}
 
-UNITS = {"epoch": "epoch", "epochs": "epoch", "step": "step", "steps": "step"}
+
+def parse_clip_mode(mode: str) -> float | None:
+    """Return the norm type of a clip mode (``l2`` → 2.0, ``l1.5`` → 1.5, ``inf`` → inf).
+
+    ``None`` for ``value`` and for anything that is not a clip mode: a norm mode
+    is ``inf``, ``linf`` or ``l`` followed by a positive decimal number (digits
+    with an optional fractional part).
+    """
+    if mode in ("inf", "linf"):
+        return float("inf")
+    match = _NORM_MODE.fullmatch(mode)
+    if match is None:
+        return None
+    p = float(match.group(1))
+    return p if 0 < p < float("inf") else None  # so many digits that float() gives inf: not a p
+
+
+_NORM_MODE = re.compile(r"l([0-9]+(?:\.[0-9]+)?)")
 
 
 def check_kind(kind: str, value: Any) -> bool:

@@ -21,7 +21,8 @@ from typing import Any, Iterator, Mapping
 from .cascade import MODEL_ORIGIN, Origin, Outcome, Rules, Setting, cascade, no_effect_warnings
 from .diagnostics import Source, SpecError
 from .match import TreeMatcher, class_names, selection_errors, walk
-from .plan import GroupStatement, Plan
+from .plan import Plan
+from .statements import GroupStatement
 from .registry import OptimizerInfo
 
 __all__ = ["GroupSpec", "MODEL_ORIGIN", "ModelIndex", "Origin", "ParamAssignment", "ParamInfo", "Resolution",

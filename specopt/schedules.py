@@ -42,7 +42,8 @@ class ArgInfo:
     """One argument of a phase kind: written ``NAME VALUE`` after the kind and its length.
 
     ``default`` is the value when the argument is left out; ``None`` means the
-    kind decides (for ``from``: the value where the previous phase ended).
+    kind decides (for ``from``: the value where the previous phase ended), and
+    a ``required`` argument cannot be left out.
     Levels are written as :class:`Level` values here. ``bounds`` uses the range
     words of :func:`specopt.registry.check_bounds`; a level's bounds apply to its factor or number.
     """
@@ -53,6 +54,7 @@ class ArgInfo:
     default: Any = None
     bounds: str = ""
     choices: tuple[str, ...] = ()
+    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -141,18 +143,18 @@ SCHEDULE_KINDS: dict[str, ScheduleKind] = {k.name: k for k in (
                  open_with=("every",), torch="CosineAnnealingLR (CosineAnnealingWarmRestarts with every)"),
     ScheduleKind("step", "Multiply by a factor once every interval.",
                  "v(t) = start * gamma ^ floor(t / every)", "schedule step every 30 epochs x0.1",
-                 (ArgInfo("every", "length", "the interval"),
-                  ArgInfo("gamma", "factor", "the factor applied at each interval", None, ">0")),
+                 (ArgInfo("every", "length", "the interval", required=True),
+                  ArgInfo("gamma", "factor", "the factor applied at each interval", None, ">0", required=True)),
                  positional="gamma", needs_length=False, torch="StepLR"),
     ScheduleKind("multistep", "Multiply by a factor at each of the times given.",
                  "v(t) = start * gamma ^ (number of milestones <= t)",
                  "schedule multistep at 30,60,90 epochs x0.1",
-                 (ArgInfo("at", "lengths", "the milestones, from the start of the phase"),
-                  ArgInfo("gamma", "factor", "the factor applied at each milestone", None, ">0")),
+                 (ArgInfo("at", "lengths", "the milestones, from the start of the phase", required=True),
+                  ArgInfo("gamma", "factor", "the factor applied at each milestone", None, ">0", required=True)),
                  positional="gamma", needs_length=False, torch="MultiStepLR"),
     ScheduleKind("exponential", "Multiply by a factor every step (or every interval given).",
                  "v(t) = start * gamma ^ (t / every)", "schedule exponential x0.95",
-                 (ArgInfo("gamma", "factor", "the factor per interval", None, ">0"),
+                 (ArgInfo("gamma", "factor", "the factor per interval", None, ">0", required=True),
                   ArgInfo("every", "length", "the interval (default: one call of scheduler.step())")),
                  positional="gamma", needs_length=False, torch="ExponentialLR"),
     ScheduleKind("polynomial", "Decay polynomially from one value to another.",

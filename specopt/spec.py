@@ -31,16 +31,22 @@ class Spec:
     source: Source
     allow_import: bool = False
 
-    def compile(self, model, allow_import: bool = False) -> "Compiled":
+    def compile(self, model, allow_import: bool = False, *, epochs: int | None = None,
+                steps: int | None = None, steps_per_epoch: int | None = None) -> "Compiled":
         """Resolve against ``model`` and build its optimizer, scheduler and clipper.
 
         ``allow_import=True`` allows an import-path optimizer here even if the
-        spec was parsed without permission.
+        spec was parsed without permission. The run's length (``epochs`` or
+        ``steps``) and ``steps_per_epoch`` are needed by schedules with phases
+        given as a share of the run, or in epochs when others are in steps;
+        given here, they win over the spec's ``run`` and ``steps_per_epoch``.
         """
         from .build import compile_plan
+        from .timing import plan_timing
 
         check_imports(self.plan, self.allow_import or allow_import, self.source)
-        return compile_plan(self.plan, model, self.source)
+        timing = plan_timing(self.plan, epochs, steps, steps_per_epoch)
+        return compile_plan(self.plan, model, self.source, timing)
 
     def resolve(self, model, allow_import: bool = False) -> "Resolution":
         """The per-parameter assignment and param groups, without building anything or changing the model.

@@ -97,11 +97,11 @@ def test_spec_errors_raise_with_every_problem():
     assert [d.code for d in info.value.diagnostics] == ["E101", "E202"]
 
 
-def test_a_plan_without_source_spans_is_refused():
+def test_a_plan_read_as_data_is_refused():
     plan = specopt.Plan.model_validate({"statements": [
         {"kind": "freeze", "selectors": [{"atoms": [{"kind": "name", "pattern": "a"}]}]}]})
     with pytest.raises(ValueError, match="not a plan read as data"):
-        format_spec(specopt.Spec(plan, specopt.Source("freeze a\n")))
+        format_spec(specopt.Spec(plan, specopt.Source('{"statements": []}', "plan.json", "json")))
 
 
 # --- golden files ------------------------------------------------------------------------------

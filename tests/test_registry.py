@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from specopt.build import constructor_defaults, load_target
-from specopt.registry import OPTIMIZERS, STATEMENTS, check_kind
+from specopt.registry import OPTIMIZERS, check_kind
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
@@ -16,11 +16,3 @@ def test_optimizer_entry_matches_torch(name):
     for option in info.options:
         assert option.default == real[option.name], option.name
         assert check_kind(option.kind, option.default), option.name
-
-
-def test_every_statement_is_in_the_grammar():
-    from specopt.parse import grammar_text
-
-    grammar = grammar_text()
-    for keyword in STATEMENTS:
-        assert f"/{keyword}(?!" in grammar

@@ -1,0 +1,114 @@
+"""Plan nodes shared by every statement kind: values, options, selectors and lengths of time.
+
+Every node is a frozen Pydantic model that keeps the source span it came from
+(character offsets; line and column are computed only when a diagnostic is
+rendered). The statement kinds themselves live in :mod:`specopt.statements`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .diagnostics import Span
+
+
+class Node(BaseModel):
+    """Base of every plan node: frozen, strict about unknown fields, with an optional source span."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+
+    span: Span | None = None
+
+
+class Relative(Node):
+    """A value relative to the base: ``x0.1`` means 0.1 times the optimizer's base value."""
+
+    factor: float
+
+    def of(self, base: float) -> float:
+        """The value for ``base``, rounded to 15 significant digits so that 0.7 x 0.1 is 0.07."""
+        return float(f"{base * self.factor:.15g}")
+
+
+Scalar = Union[bool, int, float, str, None]
+Value = Union[Scalar, Relative, tuple[Scalar, ...]]
+
+
+class Option(Node):
+    """One ``key=value`` pair; ``span`` covers the key, ``value_span`` the value."""
+
+    key: str
+    value: Value
+    value_span: Span | None = None
+
+
+class Selector(Node):
+    """One selector atom: a name glob, a module-class glob (``@``) or a rank test (``ndim``)."""
+
+    kind: Literal["name", "class", "ndim"]
+    pattern: str
+    anchored: bool = False
+    negated: bool = False
+    optional: bool = False
+
+    @property
+    def text(self) -> str:
+        """The selector as written in a spec."""
+        prefix = ("!" if self.negated else "") + ("~" if self.optional else "")
+        body = {"name": ("^" if self.anchored else "") + self.pattern,
+                "class": "@" + self.pattern, "ndim": "ndim" + self.pattern}[self.kind]
+        return prefix + body
+
+
+class Term(Node):
+    """An intersection of selector atoms (``a & b & !c``)."""
+
+    atoms: tuple[Selector, ...] = Field(min_length=1)
+
+
+UNIT_WORDS = {"step": "step", "steps": "step", "epoch": "epoch", "epochs": "epoch"}
+
+
+class Length(Node):
+    """A span of training time: ``500 steps``, ``5 epochs`` or ``80%`` of the run."""
+
+    value: float
+    unit: Literal["step", "epoch", "percent"]
+
+    @property
+    def text(self) -> str:
+        """The length as a spec writes it."""
+        if self.unit == "percent":
+            return f"{self.value:g}%"
+        return f"{self.value:g} {self.unit}{'' if self.value == 1 else 's'}"
+
+
+class Milestones(Node):
+    """Points in time, counted from the start of a phase: ``30,60,90 epochs``."""
+
+    values: tuple[float, ...] = Field(min_length=1)
+    unit: Literal["step", "epoch"]
+
+    @property
+    def text(self) -> str:
+        """The milestones as a spec writes them."""
+        return ",".join(f"{v:g}" for v in self.values) + f" {self.unit}s"
+
+
+def show_value(value) -> str:
+    """A parsed value as a spec would write it: ``true``, ``none``, ``"text"``, ``x0.1``, ``(0.9, 0.999)``."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(show_value(v) for v in value) + ")"
+    if isinstance(value, Relative):
+        return f"x{value.factor:g}"
+    if isinstance(value, (Length, Milestones)):
+        return value.text
+    return repr(value) if isinstance(value, float) else str(value)  # repr keeps 20.0 apart from 20

@@ -1,0 +1,236 @@
+"""Timing: a spec's schedules as runnable programs, with every length in the scheduler's unit.
+
+The compiled scheduler's ``step()`` is called once per optimizer step or once
+per epoch. The unit is ``step`` as soon as any length of any schedule (or the
+run, where a phase depends on it) is in steps; otherwise ``epoch``. Epochs are
+then converted with the steps per epoch, a share of the run (``80%``) with
+the run's length, and a phase without a length takes what the others leave
+of the run. The run's length and the steps per epoch come from the spec
+(``run 90 epochs``, ``steps_per_epoch 500``) or from the caller at compile
+time, whose numbers win. A number that is needed but nobody gave is an error
+at the phase that needs it, naming the number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .diagnostics import Diagnostic, Source, Span, SpecError
+from .nodes import Length, Milestones, Relative
+from .phases import Phase, ScheduleStatement
+from .schedules import SCHEDULE_KINDS, Level, PhaseSpec, Program
+from .statements import StepStatement
+
+RUN_HINT = "add 'run N epochs' (or 'run N steps') to the spec, or pass epochs= or steps= when compiling"
+SPE_HINT = "add 'steps_per_epoch N' to the spec, or pass steps_per_epoch= when compiling"
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The scheduler's unit, the run's length in that unit, and where the numbers came from.
+
+    ``run`` and ``steps_per_epoch`` are ``None`` when nobody gave them; ``origins``
+    says for each given number whether the spec or the caller gave it.
+    """
+
+    unit: str
+    run: float | None
+    steps_per_epoch: int | None
+    run_text: str | None
+    origins: dict[str, str]
+
+    def convert(self, length: Length, span: Span | None) -> float:
+        """A length in scheduler units; a missing run length or steps per epoch raises E216."""
+        if length.unit == "percent":
+            if self.run is None:
+                raise _missing(f"{length.text} is a share of the run, whose length nobody gave", span, RUN_HINT)
+            return self.run * length.value / 100
+        if length.unit == self.unit:
+            return length.value
+        if self.steps_per_epoch is None:
+            raise _missing(f"{length.text} must be converted to steps, since the schedule runs in steps, "
+                           "but nobody gave the steps per epoch", span, SPE_HINT)
+        return length.value * self.steps_per_epoch
+
+
+def plan_timing(plan, epochs: int | None = None, steps: int | None = None,
+                steps_per_epoch: int | None = None) -> Timing:
+    """The timing of a plan's schedules; the caller's ``epochs``/``steps``/``steps_per_epoch`` win."""
+    if epochs is not None and steps is not None:
+        raise ValueError("give the run's length as epochs= or as steps=, not both")
+    run, origins = _run_length(plan, epochs, steps)
+    spe = steps_per_epoch if steps_per_epoch is not None else (
+        plan.steps_per_epoch.steps if plan.steps_per_epoch else None)
+    if spe is not None:
+        origins["steps_per_epoch"] = "caller" if steps_per_epoch is not None else "spec"
+    units = _units(plan, run)
+    unit = "step" if "step" in units else "epoch"
+    return Timing(unit, _in_unit(run, unit, spe), spe, run.text if run else None, origins)
+
+
+def _in_unit(run: Length | None, unit: str, spe: int | None) -> float | None:
+    """The run's length in scheduler units (``None`` when unknown or not convertible)."""
+    if run is None or (run.unit != unit and spe is None):
+        return None
+    if run.unit == unit:
+        return run.value
+    return run.value * spe if unit == "step" else run.value / spe
+
+
+def _run_length(plan, epochs, steps) -> tuple[Length | None, dict[str, str]]:
+    if epochs is not None or steps is not None:
+        unit, value = ("epoch", epochs) if epochs is not None else ("step", steps)
+        if value < 1 or value != int(value):
+            raise ValueError(f"the run's length must be a whole number of at least 1, got {value}")
+        return Length(value=float(value), unit=unit), {"run": "caller"}
+    if plan.run is not None:
+        return plan.run.length, {"run": "spec"}
+    return None, {}
+
+
+def _units(plan, run: Length | None) -> set[str]:
+    """Every unit the schedules are written in; the run's unit too when a phase depends on the run."""
+    units: set[str] = set()
+    for stmt in plan.schedules:
+        if isinstance(stmt, StepStatement):
+            units.add(stmt.unit)
+            continue
+        for phase in stmt.phases:
+            lengths = [phase.length] + [a.value for a in phase.args if isinstance(a.value, (Length, Milestones))]
+            units |= {length.unit for length in lengths if length is not None}
+            if phase.length is None and phase.info and phase.info.length_required(_given(phase)):
+                units.add("percent")
+    if "percent" in units and run is not None:
+        units.add(run.unit)
+    return units
+
+
+def _given(phase: Phase) -> dict[str, Any]:
+    return {a.name: a.value for a in phase.args}
+
+
+# --- programs --------------------------------------------------------------------------------
+
+def programs(plan, timing: Timing, source: Source | None = None) -> list[Program]:
+    """Every schedule of ``plan`` as a :class:`Program`; raises :class:`SpecError` with every problem."""
+    out, diags = [], []
+    for stmt in plan.schedules:
+        try:
+            out.append(_program(stmt, timing))
+        except SpecError as exc:
+            diags += exc.diagnostics
+    if diags:
+        raise SpecError(diags, source)
+    return out
+
+
+def _program(stmt, timing: Timing) -> Program:
+    if isinstance(stmt, StepStatement):
+        every = timing.convert(Length(value=float(stmt.every), unit=stmt.unit), stmt.span)
+        return Program("lr", (PhaseSpec("step", 0.0, None, {"every": every, "gamma": Level(stmt.gamma, True)}),))
+    lengths = [timing.convert(p.length, p.length.span or p.span) if p.length else None for p in stmt.phases]
+    lengths = _fill_remainder(stmt, lengths, timing)
+    phases, start = [], 0.0
+    for phase, length in zip(stmt.phases, lengths):
+        phases.append(PhaseSpec(phase.kind, start, length, _args(phase, timing)))
+        start += length or 0.0
+    return Program(stmt.hyper, tuple(phases))
+
+
+def _fill_remainder(stmt: ScheduleStatement, lengths: list, timing: Timing) -> list:
+    """Give the phase without a length what the others leave of the run, where it needs it."""
+    missing = [k for k, length in enumerate(lengths) if length is None]
+    if not missing:
+        return lengths
+    k = missing[0]
+    phase = stmt.phases[k]
+    last_and_open = k == len(lengths) - 1 and not phase.info.length_required(_given(phase))
+    if timing.run is None:
+        if last_and_open:
+            return lengths
+        raise _missing(f"this '{phase.kind}' phase has no length, so it takes the rest of the run, whose "
+                       "length nobody gave", phase.span, RUN_HINT + "; or give the phase a length")
+    rest = timing.run - sum(x for x in lengths if x is not None)
+    if rest <= 0:
+        raise SpecError([Diagnostic("E216", f"the other phases already take the whole run "
+                                    f"({timing.run_text}), leaving nothing for this '{phase.kind}' phase",
+                                    phase.span, "shorten the other phases or lengthen the run")])
+    lengths[k] = rest
+    return lengths
+
+
+def _args(phase: Phase, timing: Timing) -> dict[str, Any]:
+    info = SCHEDULE_KINDS[phase.kind]
+    out = {a.name: a.default for a in info.args if a.default is not None}
+    for arg in phase.args:
+        out[arg.name] = _value(arg.value, info.arg(arg.name).kind, timing, arg.value_span or arg.span)
+    return out
+
+
+def _value(value, kind: str, timing: Timing, span: Span | None):
+    if isinstance(value, Relative):
+        return Level(value.factor, True)
+    if kind == "level":
+        return Level(float(value), False)
+    if isinstance(value, Length):
+        converted = timing.convert(value, span)
+        return (converted,) if kind == "lengths" else converted
+    if isinstance(value, Milestones):
+        return tuple(timing.convert(Length(value=v, unit=value.unit), span) for v in value.values)
+    return value
+
+
+def _missing(message: str, span: Span | None, hint: str) -> SpecError:
+    return SpecError([Diagnostic("E216", message, span, hint)])
+
+
+# --- ranges ----------------------------------------------------------------------------------
+
+def check_ranges(progs: list[Program], plan, groups, info, source: Source | None = None) -> None:
+    """E217 when a schedule takes a group's hyperparameter out of the range the optimizer allows.
+
+    Every level a phase names (its start, end, peak, floor) is applied to each
+    group's base value; a beta must stay below 1, a learning rate at least 0.
+    """
+    from .registry import check_bounds
+
+    diags = []
+    statements = {s.hyper: s for s in plan.schedules}
+    for program in progs:
+        bounds = "[0,1)" if program.hyper in ("beta1", "beta2") else _bounds(info, program.hyper)
+        for group in groups:
+            base = _base(group.settings, program.hyper)
+            for level in _levels(program):
+                value = level.of(base)
+                why = check_bounds(bounds, value)
+                if why:
+                    diags.append(_out_of_range(statements[program.hyper], program.hyper, group.name,
+                                               level, base, value, why))
+                    break
+    if diags:
+        raise SpecError(diags, source)
+
+
+def _bounds(info, hyper: str) -> str:
+    option = info.option(hyper)
+    return option.bounds if option else ""
+
+
+def _base(settings, hyper: str) -> float:
+    if hyper in ("beta1", "beta2"):
+        return float(settings["betas"][0 if hyper == "beta1" else 1])
+    return float(settings[hyper])
+
+
+def _levels(program: Program) -> list[Level]:
+    out = [Level(1.0, True)]
+    for phase in program.phases:
+        out += [v for v in phase.args.values() if isinstance(v, Level)]
+    return out
+
+
+def _out_of_range(stmt, hyper: str, group: str, level: Level, base: float, value: float, why: str) -> Diagnostic:
+    shown = f"{level} of {base:g}" if level.relative else str(level)
+    return Diagnostic("E217", f"the schedule makes {hyper} {value:g} ({shown}) in param group '{group}', but "
+                      f"{hyper} {why}", stmt.span, "change the schedule's levels or that group's base value")
