@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .built import set_requires_grad
 from .clip import Clipper
 from .compiled import Compiled
 from .diagnostics import Diagnostic, Source, SpecError
@@ -132,13 +133,18 @@ def _make_clipper(plan: Plan, optimizer: torch.optim.Optimizer) -> Clipper | Non
 
 
 def _apply_requires_grad(resolution: Resolution) -> None:
-    changed = []
+    """Set every tensor's flag to what the spec decided, recording the flag its code built.
+
+    A tensor this spec does not freeze gets its built flag back, even if an
+    earlier compile on the same model froze it.
+    """
+    before = []
     try:
         for tensor, frozen in resolution.frozen_flags():
             if tensor.requires_grad == frozen:
-                tensor.requires_grad_(not frozen)
-                changed.append(tensor)
+                before.append((tensor, tensor.requires_grad))
+                set_requires_grad(tensor, not frozen)
     except Exception:
-        for tensor in changed:
-            tensor.requires_grad_(not tensor.requires_grad)
+        for tensor, flag in before:
+            tensor.requires_grad_(flag)
         raise

@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 from .diagnostics import Diagnostic, Span
 from .match import TreeMatcher, atom_key
+from .options import check_resolved
+from .registry import OptimizerInfo
 from .nodes import Relative
 from .statements import FreezeStatement, GroupStatement
 
@@ -54,9 +56,14 @@ class Rule:
 
 
 class Rules:
-    """The selecting statements of a plan, indexed by the atoms that can make them apply."""
+    """The selecting statements of a plan, indexed by the atoms that can make them apply.
 
-    def __init__(self, statements, origins, matcher: TreeMatcher):
+    ``optimizer`` is the entry whose ranges a value computed from a relative
+    one (``lr=x10``) must respect; ``None`` skips that check.
+    """
+
+    def __init__(self, statements, origins, matcher: TreeMatcher, optimizer: OptimizerInfo | None = None):
+        self.optimizer = optimizer
         self.rules: list[Rule] = []
         for i, stmt in enumerate(statements):
             if isinstance(stmt, (FreezeStatement, GroupStatement)):
@@ -91,6 +98,7 @@ class Outcome:
     settings: Mapping[str, Setting]
     touched: tuple[Origin, ...]
     changed: frozenset[int]
+    problems: tuple[Diagnostic, ...] = ()
 
     @property
     def decided(self) -> frozenset[int]:
@@ -104,7 +112,7 @@ class Outcome:
 def cascade(hits: frozenset[int], requires_grad: bool, rules: Rules, base: Mapping[str, Setting]) -> Outcome:
     """Apply every statement that selects ``hits``, in order, key by key."""
     frozen, frozen_by = not requires_grad, (None if requires_grad else MODEL_ORIGIN)
-    settings, touched, changed = dict(base), [], set()
+    settings, touched, changed, problems = dict(base), [], set(), []
     for rule in rules.candidates(hits):
         if not rule.selects(hits):
             continue
@@ -116,11 +124,22 @@ def cascade(hits: frozenset[int], requires_grad: bool, rules: Rules, base: Mappi
             frozen, frozen_by = stmt.freezes, rule.origin
             continue
         for opt in stmt.options:
-            value = opt.value.of(base[opt.key].value) if isinstance(opt.value, Relative) else opt.value
+            value = opt.value
+            if isinstance(value, Relative):
+                value = value.of(base[opt.key].value)
+                problems += _out_of_range(opt, value, rules.optimizer)
             if settings[opt.key].value != value:
                 changed.add(rule.index)
             settings[opt.key] = Setting(value, rule.origin)
-    return Outcome(requires_grad, frozen, frozen_by, settings, tuple(touched), frozenset(changed))
+    return Outcome(requires_grad, frozen, frozen_by, settings, tuple(touched), frozenset(changed), tuple(problems))
+
+
+def _out_of_range(opt, value, info: OptimizerInfo | None) -> list[Diagnostic]:
+    """E207 when a value computed from a relative one leaves its option's range."""
+    if info is None:
+        return []
+    found = check_resolved(opt.key, value, info, opt.value_span or opt.span, f"x{opt.value.factor:g}")
+    return [found] if found else []
 
 
 def no_effect_warnings(rules: Rules, outcomes) -> list[Diagnostic]:

@@ -65,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     cmd.add_argument("--meta", action="store_true",
                      help="build the model on the meta device (no memory for weights) and report the "
                      "assignment without building the optimizer")
+    _timing_options(cmd)
     _format_option(cmd)
     _import_option(cmd)
     cmd.set_defaults(run=_compile)
@@ -104,6 +105,50 @@ def _load(path: str, allow_import: bool = False) -> Spec:
         raise UsageError(f"cannot read {path}: {exc}") from None
 
 
+def _load_with_model(path: str, allow_import: bool, ref: str, meta: bool = False):
+    """Load a spec and build the model; a spec with errors is still matched against the model,
+    so that its selector errors are reported with the rest."""
+    from .spec import with_model_checks
+
+    try:
+        spec = _load(path, allow_import)
+    except SpecError as exc:
+        if not exc.statements:
+            raise
+        try:
+            model = _build_model(ref, meta=meta)
+        except UsageError:
+            raise exc from None
+        raise with_model_checks(exc, model) from None
+    return spec, _build_model(ref, meta=meta)
+
+
+def _timing_options(cmd: argparse.ArgumentParser) -> None:
+    group = cmd.add_mutually_exclusive_group()
+    group.add_argument("--epochs", type=_positive, metavar="N",
+                       help="the run's length in epochs, for schedules (wins over the spec's 'run')")
+    group.add_argument("--steps", type=_positive, metavar="N",
+                       help="the run's length in optimizer steps, for schedules (wins over the spec's 'run')")
+    cmd.add_argument("--steps-per-epoch", type=_positive, metavar="N",
+                     help="optimizer steps per epoch, for schedules (wins over the spec's 'steps_per_epoch')")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be at least 1")
+    return value
+
+
+def _timing(args) -> dict:
+    """The run's length and steps per epoch given on the command line, as compile() takes them."""
+    return {"epochs": getattr(args, "epochs", None), "steps": getattr(args, "steps", None),
+            "steps_per_epoch": getattr(args, "steps_per_epoch", None)}
+
+
 def _schema(args) -> int:
     """Print the JSON Schema that a plan written as JSON or YAML follows."""
     from .plan import Plan
@@ -141,12 +186,11 @@ def _compile(args) -> int:
     _check_summary_args(args)
     if args.meta and args.summary:
         raise UsageError("--summary needs the real weights; drop --meta")
-    spec = _load(args.spec, args.allow_import)
-    model = _build_model(args.model, meta=args.meta)
+    spec, model = _load_with_model(args.spec, args.allow_import, args.model, args.meta)
     if args.meta:
         resolution, implementation = spec.resolve(model), "not built (--meta: the model has no weights)"
     else:
-        compiled = spec.compile(model)
+        compiled = spec.compile(model, **_timing(args))
         resolution, implementation = compiled.resolution, compiled.implementation.describe()
     table = _summary_table(args, model)
     if args.json:
@@ -222,6 +266,7 @@ def _explain_parser(sub) -> None:
     cmd.add_argument("--model", required=True, metavar="REF",
                      help="module:Name, path/to/file.py:Name, or a factory call such as mod:make(3, width=64)")
     cmd.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    _timing_options(cmd)
     _format_option(cmd)
     _import_option(cmd)
     cmd.set_defaults(run=_explain)
@@ -230,8 +275,8 @@ def _explain_parser(sub) -> None:
 def _explain(args) -> int:
     from .explain import explain, render_text
 
-    spec = _load(args.spec, args.allow_import)
-    compiled = spec.compile(_build_model(args.model))
+    spec, model = _load_with_model(args.spec, args.allow_import, args.model)
+    compiled = spec.compile(model, **_timing(args))
     result = explain(compiled, args.selector)
     if args.json:
         print(json.dumps(result.to_json(), indent=2))

@@ -101,11 +101,18 @@ def _caret_width(source: Source, span: Span, line: int, col: int, text: str) -> 
 
 
 class SpecError(Exception):
-    """Raised when a spec has errors; carries every diagnostic found, with their source."""
+    """Raised when a spec has errors; carries every diagnostic found, with their source.
 
-    def __init__(self, diagnostics: Sequence[Diagnostic], source: Source | None = None):
+    ``statements`` holds the statements that could still be read from a spec
+    with errors, so that checks needing a model (a selector that selects
+    nothing) can still be run and reported together with the rest.
+    """
+
+    def __init__(self, diagnostics: Sequence[Diagnostic], source: Source | None = None,
+                 statements: tuple = ()):
         self.diagnostics = tuple(sorted(diagnostics, key=_order))
         self.source = source
+        self.statements = tuple(statements)
         super().__init__(self.render())
 
     def render(self) -> str:

@@ -59,25 +59,72 @@ def parse_text(text: str, name: str = "<string>", allow_import: bool = False,
     if len(text) > MAX_SOURCE_CHARS:
         raise SpecError([Diagnostic("E102", f"spec is too large ({len(text)} characters; the limit "
                                     f"is {MAX_SOURCE_CHARS})", Span(start=0, end=0))], source)
-    statements, diags = [], []
+    statements, diags, salvaged = [], [], {}
     for start, chunk in split_statements(text):
         try:
             statements += _parse_chunk(chunk, start)
         except UnexpectedInput as exc:
             diags.append(_syntax_diagnostic(exc, chunk, start))
+            found, limit = _salvage(chunk, start, exc)
+            salvaged.update({id(stmt): (stmt, limit) for stmt in found})
+            statements += found
         except _NodeError as exc:
             diags.append(exc.diagnostic)
         except SpecError as exc:
             diags += exc.diagnostics
-    diags += import_diagnostics(statements, allow_import, defer_imports)
+    checks = import_diagnostics(statements, allow_import, defer_imports)
     try:
         plan = Plan(statements=tuple(statements), span=Span(start=0, end=len(text)))
     except SpecError as exc:
-        diags += exc.diagnostics
+        checks += exc.diagnostics
         plan = None
+    diags += [d for d in checks if _kept(d, salvaged.values())]
     if diags:
-        raise SpecError(diags, source)
+        raise SpecError(diags, source, tuple(statements))
     return plan, source
+
+
+_MAX_REPAIRS = 6
+
+
+def _salvage(chunk: str, start: int, exc: UnexpectedInput) -> tuple[list, int]:
+    """The statement a chunk with a syntax error still says once the offending words are blanked out.
+
+    Blanking keeps every offset, so the nodes' spans stay true. Returns the
+    statements and the offset of the first blanked character: only problems
+    found before it are reported, so nothing the blanking caused is.
+    """
+    text, first = chunk, len(chunk)
+    for _ in range(_MAX_REPAIRS):
+        lo, hi = _blank_range(text, _error_pos(exc, text))
+        if lo <= len(text) - len(text.lstrip()):
+            return [], start  # nothing but the keyword would be left
+        text, first = text[:lo] + " " * (hi - lo) + text[hi:], min(first, lo)
+        try:
+            return _parse_chunk(text, start), start + first
+        except UnexpectedInput as again:
+            exc = again
+        except (_NodeError, SpecError):
+            return [], start
+    return [], start
+
+
+def _blank_range(text: str, pos: int) -> tuple[int, int]:
+    """The characters to blank out for an error at ``pos``: its word, or the last word at the end."""
+    if pos < len(text.rstrip()):
+        return pos, pos + max(1, len(_word_at(text, pos)))
+    end = len(text.rstrip())
+    lo = text.rstrip().rfind(" ") + 1
+    return lo, end
+
+
+def _kept(diag: Diagnostic, salvaged) -> bool:
+    """Whether a problem of the plan stands, given the statements salvaged from syntax errors."""
+    span = diag.span
+    for stmt, limit in salvaged:
+        if span is not None and stmt.span.start <= span.start < stmt.span.end:
+            return span.end <= limit and span != stmt.span
+    return True
 
 
 def split_statements(text: str) -> list[tuple[int, str]]:

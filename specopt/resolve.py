@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Iterator, Mapping
 
+from .built import built_flags
 from .cascade import MODEL_ORIGIN, Origin, Outcome, Rules, Setting, cascade, no_effect_warnings
 from .diagnostics import Source, SpecError
 from .match import TreeMatcher, class_names, selection_errors, walk
@@ -67,8 +68,9 @@ class ModelIndex:
     def params(self) -> tuple[ParamInfo, ...]:
         """Every parameter tensor once, under its first name, with its other names as aliases."""
         found = walk(self.model, TreeMatcher(()))
-        return tuple(ParamInfo(n, tuple(found.aliases.get(k, ())), tuple(t.shape), bool(t.requires_grad))
-                     for k, (n, t) in enumerate(zip(found.names, found.tensors)))
+        flags = built_flags(found.tensors)
+        return tuple(ParamInfo(n, tuple(found.aliases.get(k, ())), tuple(t.shape), flag)
+                     for k, (n, t, flag) in enumerate(zip(found.names, found.tensors, flags)))
 
     @cached_property
     def module_classes(self) -> dict[str, tuple[str, ...]]:
@@ -166,14 +168,16 @@ def resolve(plan: Plan, index: ModelIndex, defaults: Mapping[str, Any],
     info = plan.optimizer_info
     base = _base_settings(plan, info, defaults, source)
     matcher = TreeMatcher(a for s in plan.statements for t in getattr(s, "selectors", ()) for a in t.atoms)
-    rules = Rules(plan.statements, lambda i: origin_of(plan, i, source), matcher)
+    rules = Rules(plan.statements, lambda i: origin_of(plan, i, source), matcher, info)
     with _collector_paused():
         found = walk(index.model, matcher)
-        signatures = [(h, t.dim(), t.requires_grad) for h, t in zip(found.hits, found.tensors)]
+        flags = built_flags(found.tensors)
+        signatures = [(h, t.dim(), flag) for h, t, flag in zip(found.hits, found.tensors, flags)]
         number = {sig: k for k, sig in enumerate(dict.fromkeys(signatures))}
         hits = [sig[0] | matcher.ndim(sig[1]) for sig in number]
         outcomes = [cascade(h, sig[2], rules, base) for h, sig in zip(hits, number)]
         diags = selection_errors(rules.rules, matcher, set(hits), index)
+        diags += list(dict.fromkeys(d for o in outcomes for d in o.problems))
         if diags:
             raise SpecError(diags, source)
         groups, group_of, outcome_of = _groups(base, outcomes, found.names, signatures, number)
@@ -274,3 +278,20 @@ def _add_labels(labels: dict[int, str], out: Outcome) -> None:
 
 def _group_name(labels: dict[int, str]) -> str:
     return "+".join(dict.fromkeys(labels[i] for i in sorted(labels)))
+
+
+def selection_diagnostics(statements, model, source: Source | None = None) -> list:
+    """E301/E302 for the selectors of ``statements`` against ``model``, whatever else is wrong.
+
+    For a spec with other errors: the statements that could be read are matched
+    against the model, so that every error of the file is reported in one run.
+    """
+    chosen = [s for s in statements if getattr(s, "role", None) == "selection"]
+    if not chosen:
+        return []
+    matcher = TreeMatcher(a for s in chosen for t in s.selectors for a in t.atoms)
+    rules = Rules(chosen, lambda i: Origin(i, chosen[i].kind, chosen[i].kind, chosen[i].span), matcher)
+    with _collector_paused():
+        found = walk(model, matcher)
+        hits = {h | matcher.ndim(t.dim()) for h, t in zip(found.hits, found.tensors)}
+        return selection_errors(rules.rules, matcher, hits, index_model(model))

@@ -97,6 +97,25 @@ def read_spec_text(path: str | Path) -> str:
                         Source(text, str(path))) from None
 
 
-def compile(text: str, model, allow_import: bool = False) -> "Compiled":
-    """Parse, plan, resolve and build in one call; ``allow_import`` as for :func:`parse`."""
-    return parse(text, allow_import=allow_import).compile(model)
+def compile(text: str, model, allow_import: bool = False, **timing) -> "Compiled":
+    """Parse, plan, resolve and build in one call; ``allow_import`` as for :func:`parse`.
+
+    ``timing`` takes ``epochs``, ``steps`` and ``steps_per_epoch`` as :meth:`Spec.compile` does.
+    A spec with errors is still matched against ``model``, so a selector that
+    selects nothing is reported together with the other errors.
+    """
+    try:
+        spec = parse(text, allow_import=allow_import)
+    except SpecError as exc:
+        raise with_model_checks(exc, model) from None
+    return spec.compile(model, **timing)
+
+
+def with_model_checks(exc: SpecError, model) -> SpecError:
+    """``exc`` with the selector errors its readable statements have against ``model`` added."""
+    if not exc.statements or model is None:
+        return exc
+    from .resolve import selection_diagnostics
+
+    found = [d for d in selection_diagnostics(exc.statements, model) if d not in exc.diagnostics]
+    return SpecError(list(exc.diagnostics) + found, exc.source, exc.statements) if found else exc

@@ -179,3 +179,12 @@ def test_compile_report_counts_in_the_singular_for_one(tmp_path):
     assert "frozen: 1 tensor, 10 elements" in out.stdout
     assert [plural(n, "element") for n in (0, 1, 2, 1000)] == ["0 elements", "1 element", "2 elements",
                                                                "1,000 elements"]
+
+
+def test_every_error_of_a_file_is_reported_in_one_run(tmp_path):
+    spec = tmp_path / "bad.opt"
+    spec.write_text("optimizer adam wd=0.1\nfreeze convolution3*\ngroup classifier lr=x2 momentum=\n")
+    result = run_specopt("compile", str(spec), "--model", "examples/seed_model.py:Network", "--format", "json")
+    assert result.returncode == 1
+    found = [(d["code"], d["line"]) for d in json.loads(result.stdout)]
+    assert found == [("E204", 1), ("E301", 2), ("E100", 3)]

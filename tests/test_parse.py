@@ -131,4 +131,48 @@ def test_split_statements_follows_the_string_terminal():
     ("=0.1", "unexpected '='"),  # lark knows no token before the first one
 ])
 def test_expected_words_fit_the_place_of_the_error(text, message):
-    assert messages(text) == [message]
+    assert [d.message for d in errors(text) if d.code == "E100"] == [message]
+
+
+# --- every error of a file in one run ----------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [
+    ("group head.* wd=0.1 betas=(0.9,", [("E204", "adam has no option 'wd'"), ("E100", None)]),
+    ("optimizer adamw wd=0.1 lr==3; clip l2 20", [("E204", "adamw has no option 'wd'"), ("E100", None)]),
+    ("group a lr=1e-3 beta1=0.8 momentum=", [("E204", "adam has no option 'beta1'"), ("E100", None)]),
+])
+def test_a_syntax_error_does_not_hide_the_other_errors_of_its_statement(text, expected):
+    found = [(d.code, d.message if d.code != "E100" else None) for d in errors(text)]
+    assert found == expected
+
+
+def test_problems_that_blanking_a_bad_word_could_cause_are_not_reported():
+    # 'group a lr=' loses its only option to the syntax error: "group sets no hyperparameter" would be ours
+    assert codes("group a lr=") == ["E100"]
+    assert codes("freeze a b c &") == ["E100"]
+    # what blanking reveals before the error is reported: '(0.1)' is no number, 'x' no optimizer
+    assert codes("group a lr=(0.1) 2") == ["E206", "E100"]
+    assert codes("optimizer x-1") == ["E201", "E100"]
+
+
+def test_a_spec_with_errors_keeps_the_statements_that_could_be_read():
+    with pytest.raises(SpecError) as info:
+        specopt.parse("freeze conv3*\noptimizer adam wd=0.1\ngroup head lr=\nclip l2")
+    # the group is read without its broken option, for its selectors; the clip has no value to read
+    assert [s.kind for s in info.value.statements] == ["freeze", "optimizer", "group"]
+
+
+def test_plan_errors_do_not_hide_selector_errors_against_a_model(seed_model):
+    text = "optimizer adam wd=0.1\nfreeze convolution3*\ngroup classifer lr=x2"
+    with pytest.raises(SpecError) as info:
+        specopt.compile(text, seed_model)
+    assert [d.code for d in info.value.diagnostics] == ["E204", "E301", "E301"]
+    hint = info.value.diagnostics[2].hint
+    assert "classifier" in hint
+
+
+@pytest.mark.parametrize("key, meant", [("wd", "weight_decay"), ("learning_rate", "lr"), ("beta1", "betas"),
+                                        ("momentum", "betas"), ("epsilon", "eps")])
+def test_common_other_spellings_get_a_did_you_mean(key, meant):
+    (diag,) = errors(f"optimizer adam {key}=0.1")
+    assert diag.code == "E204" and f"did you mean '{meant}'" in diag.hint
