@@ -1,4 +1,8 @@
-"""Shared fixtures: the seed article's model, hypothesis profiles, and the ``cuda`` marker."""
+"""Shared fixtures: the seed article's model, hypothesis profiles, and the ``cuda`` marker.
+
+Peer libraries (timm, Lightning, transformers) are imported through ``peers.py``;
+see there why an installed torchvision may need its operator names declared first.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,10 @@ from hypothesis import settings
 ROOT = Path(__file__).resolve().parent.parent
 SEED_SPEC = ROOT / "examples" / "seed.opt"
 sys.path.insert(0, str(ROOT / "examples"))
+
+import peers  # noqa: E402 (needs the tests folder on the path, as pytest puts it)
+
+peers.repair_torchvision()
 
 settings.register_profile("ci", max_examples=60, deadline=None)
 settings.register_profile("long", max_examples=2000, deadline=None)
