@@ -2,8 +2,8 @@
 
 Codes are stable: E1xx for reading a spec (syntax, values, files, plans
 written as JSON or YAML), E2xx for checking the plan, E3xx for matching
-selectors against a model, E4xx for building the torch objects, W3xx for
-warnings. ``docs/errors.md`` is generated from this catalogue
+selectors against a model, E4xx for building the torch objects, E5xx for
+loading an optimizer checkpoint, W3xx for warnings. ``docs/errors.md`` is generated from this catalogue
 (:func:`markdown`), and the tests check that every code in the code base is
 here, documented and has a golden example, and that nothing here is unused.
 """
@@ -216,6 +216,37 @@ _ENTRIES = (
              "optimizer muon",
              "Read torch's message: e.g. muon takes only 2-D parameters, so freeze or exclude the rest.",
              needs_model=True),
+    # --- E5xx: loading an optimizer checkpoint ----------------------------------------------------
+    CodeInfo("E501", "not a specopt checkpoint",
+             "`compiled.load_state_dict` got something other than what `compiled.state_dict()` returns: "
+             "torch's own `optimizer.state_dict()` (keyed by position), something that is not a dict, or a "
+             "checkpoint with a key missing or holding the wrong type.",
+             "optimizer adam   # then compiled.load_state_dict(compiled.optimizer.state_dict())",
+             "Save `compiled.state_dict()` and load that; a checkpoint edited by hand must keep its keys "
+             "and their types.",
+             needs_model=True),
+    CodeInfo("E502", "checkpoint names do not match",
+             "A strict load found saved state for parameters this optimizer does not train, or trained "
+             "parameters without saved state: the spec freezes other parameters than when saving, or the "
+             "names changed (a `torch.compile` wrapper puts `_orig_mod.` before every name).",
+             "optimizer adam   # loading a checkpoint saved under `freeze classifier`",
+             "Load with `strict=False` to restore the parameters that match (its result lists the rest), "
+             "or compile the spec against the model as it was when saving.",
+             needs_model=True),
+    CodeInfo("E503", "checkpoint of another shape",
+             "A parameter's shape or dtype differs from the checkpoint's, or a saved state tensor such as "
+             "`exp_avg` does not fit its parameter: the layer was resized or cast since saving. Nothing is "
+             "loaded: the optimizer's step would read past the end of the saved state.",
+             "optimizer adam   # loading a checkpoint saved with a classifier of 20 outputs, not 10",
+             "Delete the changed parameters' entries from the checkpoint's `state`, so that they start "
+             "afresh, or do not load the checkpoint.",
+             needs_model=True),
+    CodeInfo("E504", "checkpoint of another optimizer",
+             "The checkpoint holds another optimizer's state than the one the spec builds, e.g. SGD's "
+             "momentum buffers where Adam expects `exp_avg` and `exp_avg_sq`.",
+             "optimizer adam   # loading a checkpoint saved under `optimizer sgd momentum=0.9`",
+             "Load it with the spec it was saved with, or start this optimizer afresh.",
+             needs_model=True),
     # --- W3xx: warnings ---------------------------------------------------------------------------
     CodeInfo("W301", "statement has no effect",
              "Later statements override everything this statement sets, for every parameter it selects.",
@@ -242,9 +273,11 @@ def markdown() -> str:
         "from `specopt/codes.py`, lists them all: what each means, a spec that triggers it and how to",
         "fix it. E1xx codes come from reading a spec (syntax, values, files, plans written as JSON or",
         "YAML), E2xx from checking the plan, E3xx from matching selectors against a model, E4xx from",
-        "building the torch objects, and W3xx are warnings. Examples marked *against the seed model*",
+        "building the torch objects, E5xx from loading an optimizer checkpoint with",
+        "`compiled.load_state_dict`, and W3xx are warnings. Examples marked *against the seed model*",
         f"fail only when compiled against `{SEED_MODEL}`, e.g.",
-        f"`specopt compile bad.opt --model {SEED_MODEL}`.",
+        f"`specopt compile bad.opt --model {SEED_MODEL}`; an E5xx example's comment says which",
+        "checkpoint is then loaded into the compiled spec.",
         "",
         "A plan read from JSON or YAML names the field a diagnostic concerns by its path, such as",
         "`plan.yaml:statements.2.options.0.value:7:14: error: ...`.",

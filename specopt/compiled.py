@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 
 from .clip import Clipper
-from .diagnostics import Source
+from .diagnostics import Diagnostic, Source, SpecError
 from .implementation import Implementation
 from .resolve import Resolution
 from .timing import Timing
 
 STATE_FORMAT = "specopt.optimizer/1"
+TORCH_COMPILE_PREFIX = "_orig_mod."  # what torch.compile's wrapper puts before every parameter name
 
 
 @dataclass
@@ -61,36 +63,68 @@ class Compiled:
         return out
 
     def state_dict(self) -> dict[str, Any]:
-        """Optimizer (and scheduler) state keyed by parameter name, not by position."""
+        """Optimizer (and scheduler) state keyed by parameter name, not by position.
+
+        The checkpoint also records which optimizer made the state and each
+        parameter's shape and dtype, which :meth:`load_state_dict` checks.
+        """
         raw = self.optimizer.state_dict()
-        names = [n for g in self.optimizer.param_groups for n in g["param_names"]]
-        out = {"format": STATE_FORMAT, "param_names": names,
+        trained = _trained(self.optimizer)
+        names = list(trained)
+        out = {"format": STATE_FORMAT, "optimizer": self.resolution.optimizer.name, "param_names": names,
+               "params": {n: {"shape": list(p.shape), "dtype": _dtype_name(p.dtype)} for n, p in trained.items()},
                "state": {names[i]: s for i, s in raw["state"].items()}}
         if self.scheduler is not None:
             out["scheduler"] = self.scheduler.state_dict()
         return out
 
-    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> "LoadResult":
         """Restore per-parameter state by name; hyperparameters stay as this spec sets them.
 
-        With ``strict``, a saved name that this model lacks, or a trainable
-        parameter without saved state, is an error rather than silently skipped.
+        Raises :class:`CheckpointError` (a ``SpecError``) when ``state`` is not a
+        specopt checkpoint or is malformed (E501), when it holds another
+        optimizer's state (E504), or when a parameter's shape or dtype differs
+        from the checkpoint's (E503). With ``strict``, a saved name that this
+        optimizer does not train, or a trained parameter without saved state,
+        is an error too (E502); without it, those are skipped, listed in the
+        returned :class:`LoadResult` and reported with a ``CheckpointWarning``.
+        Checkpoints saved before specopt recorded the optimizer are not checked
+        for its kind.
         """
-        if state.get("format") != STATE_FORMAT:
-            raise ValueError(f"not a specopt optimizer checkpoint (format {state.get('format')!r})")
+        _check_layout(state, self.source)
+        self._check_kind(state)
+        trained = _trained(self.optimizer)
         canonical = {n: p.info.name for p in self.resolution.params for n in p.info.names}
+        result = _coverage(state, trained, canonical)
+        saved = {canonical.get(n, n): s for n, s in state["state"].items() if canonical.get(n, n) in trained}
+        records = {canonical.get(n, n): r for n, r in state.get("params", {}).items()}
+        problems = _shape_diagnostics(saved, records, trained)
+        if strict and not result.complete:
+            problems = _name_diagnostics(result) + problems
+        if problems:
+            raise CheckpointError(problems, self.source)
+        position = {n: i for i, n in enumerate(trained)}
         current = self.optimizer.state_dict()
-        position = {n: i for i, n in enumerate(n for g in self.optimizer.param_groups for n in g["param_names"])}
-        saved = {canonical.get(n, n): s for n, s in state["state"].items()}
-        known = {canonical.get(n, n) for n in state["param_names"]}
-        unknown = sorted(n for n in known if n not in position)
-        missing = sorted(n for n in position if n not in known)
-        if strict and (unknown or missing):
-            raise ValueError(_mismatch(unknown, missing))
-        restored = {position[n]: s for n, s in saved.items() if n in position}
-        self.optimizer.load_state_dict({"state": restored, "param_groups": current["param_groups"]})
+        self.optimizer.load_state_dict({"state": {position[n]: s for n, s in saved.items()},
+                                        "param_groups": current["param_groups"]})
         if self.scheduler is not None and "scheduler" in state:
             self._resume_schedule(state["scheduler"])
+            result.schedule_restored = True
+        if not result.complete:
+            warnings.warn(result.describe(), CheckpointWarning, stacklevel=2)
+        return result
+
+    def _check_kind(self, state: dict[str, Any]) -> None:
+        """E504 when the checkpoint records another optimizer than the one this spec builds."""
+        saved, ours = state.get("optimizer"), self.resolution.optimizer.name
+        if saved is None or saved == ours:
+            return
+        stmt = self.resolution.plan.optimizer
+        raise CheckpointError([Diagnostic(
+            "E504", f"the checkpoint holds {saved} state, but this spec builds {ours}",
+            stmt.span if stmt else None,
+            f"load it with the spec it was saved with (optimizer {saved}), or start {ours} afresh "
+            "without loading the checkpoint")], self.source)
 
     def _resume_schedule(self, saved: dict[str, Any]) -> None:
         """Continue the schedule where the checkpoint left it, under this spec's schedule settings.
@@ -107,10 +141,206 @@ class Compiled:
         self.scheduler._last_lr = list(lrs)
 
 
-def _mismatch(unknown: list[str], missing: list[str]) -> str:
-    parts = []
-    if unknown:
-        parts.append(f"saved state for parameters this optimizer does not train: {', '.join(unknown[:8])}")
-    if missing:
-        parts.append(f"no saved state for: {', '.join(missing[:8])}")
-    return "; ".join(parts) + " (pass strict=False to restore the rest)"
+
+# --- checkpoints ----------------------------------------------------------------------------------
+
+class CheckpointError(SpecError, ValueError):
+    """A checkpoint that cannot be loaded: E501-E504. A ``ValueError`` too, as before these codes."""
+
+
+class CheckpointWarning(UserWarning):
+    """``load_state_dict(strict=False)`` skipped parameters: some state was not restored."""
+
+
+@dataclass
+class LoadResult:
+    """What :meth:`Compiled.load_state_dict` restored; each list is sorted by name.
+
+    ``restored``: trained parameters whose state now is the checkpoint's;
+    ``not_restored``: trained parameters the checkpoint has no state for (they
+    start afresh); ``unexpected``: saved names this optimizer does not train.
+    """
+
+    restored: list[str]
+    not_restored: list[str]
+    unexpected: list[str]
+    schedule_restored: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """Whether every trained parameter was restored and every saved name used."""
+        return not self.not_restored and not self.unexpected
+
+    def describe(self) -> str:
+        """One paragraph for a warning: what was restored and what was skipped."""
+        total = len(self.restored) + len(self.not_restored)
+        parts = [f"restored optimizer state for {len(self.restored)} of {total} parameters"]
+        if self.not_restored:
+            parts.append(f"no saved state for {_names(self.not_restored)}")
+        if self.unexpected:
+            parts.append(f"skipped saved state for parameters this optimizer does not train: "
+                         f"{_names(self.unexpected)}")
+        hint = _prefix_hint(self.unexpected, self.not_restored)
+        return "; ".join(parts) + (f" ({hint})" if hint else "")
+
+
+def _trained(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Each trained tensor by its name, in the optimizer's order (the positions torch keys state by)."""
+    return {n: p for g in optimizer.param_groups for n, p in zip(g["param_names"], g["params"])}
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def _names(names: list[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _check_layout(state: Any, source: Source | None) -> None:
+    """E501 unless ``state`` is a well-formed specopt checkpoint, so loading never meets a bad type."""
+    if not isinstance(state, Mapping):
+        problems = [(f"a specopt optimizer checkpoint is a dict, not {type(state).__name__}", None)]
+    elif state.get("format") != STATE_FORMAT:
+        problems = [_not_specopt(state)]
+    else:
+        problems = [(message, None) for message in _layout_problems(state)]
+    if problems:
+        hint = "load what compiled.state_dict() returned (torch.save it, then torch.load it)"
+        raise CheckpointError([Diagnostic("E501", message, None, own_hint or hint)
+                               for message, own_hint in problems], source)
+
+
+def _not_specopt(state: Mapping) -> tuple[str, str | None]:
+    if "param_groups" in state and "state" in state:
+        return ("not a specopt optimizer checkpoint: this is torch's optimizer.state_dict(), which keys "
+                "state by position", "save compiled.state_dict() instead, which keys it by parameter name")
+    return f"not a specopt optimizer checkpoint (format {state.get('format')!r}, expected {STATE_FORMAT!r})", None
+
+
+def _layout_problems(state: Mapping) -> list[str]:
+    """What is missing or of the wrong type in a checkpoint that claims specopt's format."""
+    problems = []
+    names = state.get("param_names")
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        problems.append("malformed checkpoint: 'param_names' must be a list of parameter names")
+    entries = state.get("state")
+    if not isinstance(entries, Mapping) or not all(
+            isinstance(n, str) and isinstance(s, Mapping) and all(isinstance(k, str) for k in s)
+            for n, s in entries.items()):
+        problems.append("malformed checkpoint: 'state' must map parameter names to dicts of state values")
+    if not isinstance(state.get("optimizer", ""), str):
+        problems.append("malformed checkpoint: 'optimizer' must be the optimizer's name")
+    if not _valid_records(state.get("params", {})):
+        problems.append("malformed checkpoint: 'params' must map parameter names to their shape and dtype")
+    if "scheduler" in state and not _valid_schedule(state["scheduler"]):
+        problems.append("malformed checkpoint: 'scheduler' must be a scheduler's state_dict() with an "
+                        "integer 'last_epoch'")
+    return problems
+
+
+def _valid_records(records: Any) -> bool:
+    return isinstance(records, Mapping) and all(
+        isinstance(n, str) and isinstance(r, Mapping) and isinstance(r.get("dtype"), str)
+        and isinstance(r.get("shape"), (list, tuple)) and all(_is_int(d) for d in r["shape"])
+        for n, r in records.items())
+
+
+def _valid_schedule(saved: Any) -> bool:
+    return (isinstance(saved, Mapping) and _is_int(saved.get("last_epoch"))
+            and _is_int(saved.get("_step_count", 0)))
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _name_diagnostics(result: LoadResult) -> list[Diagnostic]:
+    """E502 for a strict load whose names do not match this optimizer's."""
+    hint = _prefix_hint(result.unexpected, result.not_restored) or "pass strict=False to restore the rest"
+    out = []
+    if result.unexpected:
+        out.append(Diagnostic("E502", "saved state for parameters this optimizer does not train: "
+                              f"{_names(result.unexpected)}", None, hint))
+    if result.not_restored:
+        out.append(Diagnostic("E502", f"no saved state for: {_names(result.not_restored)}", None, hint))
+    return out
+
+
+def _prefix_hint(unexpected: list[str], not_restored: list[str]) -> str | None:
+    """Name torch.compile's ``_orig_mod.`` prefix when it alone makes the names differ."""
+    stripped = {n.removeprefix(TORCH_COMPILE_PREFIX) for n in unexpected}
+    if stripped & set(not_restored):
+        return ("the checkpoint's names start with '_orig_mod.': it was saved from a torch.compile-wrapped "
+                "model; compile the spec against the wrapped model here too, or against model._orig_mod "
+                "both times")
+    stripped = {n.removeprefix(TORCH_COMPILE_PREFIX) for n in not_restored}
+    if stripped & set(unexpected):
+        return ("this spec was compiled against a torch.compile-wrapped model (names start with '_orig_mod.') "
+                "and the checkpoint was not; compile the spec against model._orig_mod")
+    return None
+
+
+def _coverage(state: Mapping[str, Any], trained: Mapping[str, torch.Tensor],
+              canonical: Mapping[str, str]) -> LoadResult:
+    """Which trained parameters the checkpoint covers (by canonical name), and which saved names are unused."""
+    covered = {canonical.get(n, n) for n in [*state["param_names"], *state["state"]]}
+    return LoadResult(restored=sorted(n for n in trained if n in covered),
+                      not_restored=sorted(n for n in trained if n not in covered),
+                      unexpected=sorted(n for n in covered if n not in trained))
+
+
+def _shape_diagnostics(saved: Mapping[str, Mapping[str, Any]], records: Mapping[str, Mapping[str, Any]],
+                       trained: Mapping[str, torch.Tensor]) -> list[Diagnostic]:
+    """E503 for each parameter whose recorded shape or dtype, or a saved state tensor, does not fit it."""
+    hint = ("the model changed since the checkpoint was saved: delete these parameters' entries from "
+            "checkpoint['state'] so that they start afresh, or do not load the checkpoint")
+    total = sum(p.numel() for p in trained.values())
+    out = []
+    for name, entry in saved.items():
+        param = trained[name]
+        problems = [_record_problem(name, records.get(name), param)]
+        problems += [_tensor_problem(name, key, tensor, param, total) for key, tensor in _state_tensors(entry)]
+        first = next((p for p in problems if p is not None), None)  # one diagnostic per parameter
+        if first is not None:
+            out.append(Diagnostic("E503", first, None, hint))
+    return out
+
+
+def _record_problem(name: str, record: Mapping[str, Any] | None, param: torch.Tensor) -> str | None:
+    """Whether the shape and dtype the checkpoint recorded for a parameter differ from the parameter's."""
+    shape, dtype = list(param.shape), _dtype_name(param.dtype)
+    if record is None or (list(record["shape"]) == shape and record["dtype"] == dtype):
+        return None
+    return (f"'{name}' had shape {list(record['shape'])} ({record['dtype']}) in the checkpoint, "
+            f"but has shape {shape} ({dtype}) here")
+
+
+def _state_tensors(saved: Mapping[str, Any]):
+    """Each tensor of one parameter's state with its key, including those in lists (as L-BFGS keeps)."""
+    for key, value in saved.items():
+        for item in value if isinstance(value, (list, tuple)) else (value,):
+            if isinstance(item, torch.Tensor):
+                yield key, item
+
+
+def _tensor_problem(name: str, key: str, tensor: torch.Tensor, param: torch.Tensor, total: int) -> str | None:
+    """Whether one saved state tensor fits its parameter; ``total`` counts every trained element.
+
+    A scalar (such as ``step``) always fits. Any other tensor has the
+    parameter's dtype (where floating) and its shape, or one of two layouts
+    torch's builtins keep: the shape with some dimensions 1 (Adafactor's
+    factored statistics) or one flat vector over every trained element (L-BFGS).
+    """
+    if tensor.dim() == 0:
+        return None
+    if (tensor.is_floating_point() or tensor.is_complex()) and tensor.dtype != param.dtype:
+        return (f"saved {key} of '{name}' is {_dtype_name(tensor.dtype)}, "
+                f"but the parameter is {_dtype_name(param.dtype)}")
+    shape, want = list(tensor.shape), list(param.shape)
+    factored = len(shape) == len(want) and all(s in (w, 1) for s, w in zip(shape, want))
+    flat = len(shape) == 1 and shape[0] == total
+    if factored or flat:
+        return None
+    return f"saved {key} of '{name}' has shape {shape}, but the parameter has shape {want}"

@@ -9,7 +9,8 @@ Golden files live in ``tests/golden/codes/``, one case per code:
 * ``<CODE>.txt`` is the expected rendered text (``SPECOPT_UPDATE_GOLDEN=1`` rewrites it).
 
 A few codes need more than a file: :data:`SETUPS` prepares those (a lowered
-size limit, permission to import, a broken installed extension, an older torch).
+size limit, permission to import, a broken installed extension, an older torch,
+and for the checkpoint codes E5xx a checkpoint that compiling the case then loads).
 """
 
 from __future__ import annotations
@@ -125,7 +126,39 @@ def _setup_e401(monkeypatch, tmp_path):
     return {}
 
 
-SETUPS = {"E102": _setup_e102, "E221": _setup_e221, "E222": _setup_e222, "E401": _setup_e401}
+def _seed_trained(text: str, classes: int = 10):
+    """The seed model compiled with ``text`` after one step, so its optimizer has state."""
+    import torch
+    from seed_model import Network
+
+    model = Network(classes=classes)
+    compiled = specopt.compile(text, model)
+    model(torch.randn(2, 3, 8, 8)).sum().backward()
+    compiled.optimizer.step()
+    return compiled
+
+
+def _loading(checkpoint):
+    """A setup for the checkpoint codes (E5xx): compiling the case's spec then loads ``checkpoint()``."""
+    def setup(monkeypatch, tmp_path):
+        saved = checkpoint()  # made before compiling is patched to load it
+        compile_spec = specopt.Spec.compile
+
+        def compile_and_load(self, model, allow_import=False):
+            compiled = compile_spec(self, model, allow_import)
+            compiled.load_state_dict(saved)
+            return compiled
+
+        monkeypatch.setattr(specopt.Spec, "compile", compile_and_load)
+        return {}
+    return setup
+
+
+SETUPS = {"E102": _setup_e102, "E221": _setup_e221, "E222": _setup_e222, "E401": _setup_e401,
+          "E501": _loading(lambda: _seed_trained("optimizer adam").optimizer.state_dict()),
+          "E502": _loading(lambda: _seed_trained("freeze classifier").state_dict()),
+          "E503": _loading(lambda: _seed_trained("optimizer adam", classes=20).state_dict()),
+          "E504": _loading(lambda: _seed_trained("optimizer sgd momentum=0.9").state_dict())}
 
 
 @contextmanager
