@@ -100,17 +100,27 @@ def _make_optimizer(resolution: Resolution, cls: type, source: Source | None):
                                     f"{len(resolution.groups)}", span,
                                     "drop the group statements that change hyperparameters")], source)
     tensors = resolution.tensors
-    groups = [{"params": [tensors[n] for n in g.params], "param_names": list(g.params),
-               "name": g.name, **g.settings} for g in resolution.groups]
+    kwargs = {k: s.value for k, s in resolution.base.items()}
+    # A group carries only what differs from the base: the rest comes from the optimizer's defaults as
+    # its constructor makes them (L-BFGS turns max_eval=None into max_iter * 5 // 4 there).
+    groups = [{"params": [tensors[n] for n in g.params], "param_names": list(g.params), "name": g.name,
+               **{k: v for k, v in g.settings.items() if not _same_value(v, kwargs.get(k, _MISSING))}}
+              for g in resolution.groups]
     pinned = {o.key: o.value for o in (stmt.options if stmt else ()) if not info.option(o.key).per_group}
     implementation = choose_implementation(info, [p for g in groups for p in g["params"]], pinned)
-    kwargs = {k: s.value for k, s in resolution.base.items()}
     kwargs.update(pinned)
     kwargs.update(implementation.flags)
     try:
         return cls(groups, **kwargs), implementation
     except (ValueError, TypeError, RuntimeError) as exc:
         raise SpecError([Diagnostic("E404", f"torch rejected the optimizer: {exc}", span)], source) from None
+
+
+_MISSING = object()
+
+
+def _same_value(a, b) -> bool:
+    return type(a) is type(b) and a == b
 
 
 def _make_scheduler(plan: Plan, optimizer: torch.optim.Optimizer, progs, timing: Timing,

@@ -167,6 +167,11 @@ _ENTRIES = (
              "schedule beta1 linear 10 epochs to x1.2",
              "Change the schedule's levels, or the group's base value they multiply.",
              needs_model=True),
+    CodeInfo("E218", "clipping sparse gradients",
+             "The optimizer trains on sparse gradients (sparse_adam), and torch can neither measure nor "
+             "clamp sparse gradients, so a clip statement cannot apply.",
+             "optimizer sparse_adam\nclip l2 1",
+             "Drop the clip statement, or train the embeddings with dense gradients and another optimizer."),
     CodeInfo("E220", "import not allowed",
              "The optimizer is named by import path, and importing it would run code; that needs the "
              "caller's permission.",

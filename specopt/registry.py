@@ -64,6 +64,7 @@ class OptimizerInfo:
     options: tuple[OptionInfo, ...]
     single_group: bool = False
     fused_unsupported_devices: tuple[str, ...] = ()
+    sparse_gradients: bool = False
 
     def option(self, key: str) -> OptionInfo | None:
         """Return the option called ``key``, or ``None``."""
@@ -165,7 +166,8 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {o.name: o for o in (
                   _options(("lr", 1e-2), ("beta2_decay", -0.8), ("eps", (None, 1e-3)), ("d", 1.0),
                            ("weight_decay", 0.0), flags=("foreach", "maximize"))),
     OptimizerInfo("sparse_adam", "torch.optim.SparseAdam", "Adam for sparse gradients (embeddings).",
-                  _options(("lr", 1e-3), ("betas", (0.9, 0.999)), ("eps", 1e-8), flags=("maximize",))),
+                  _options(("lr", 1e-3), ("betas", (0.9, 0.999)), ("eps", 1e-8), flags=("maximize",)),
+                  sparse_gradients=True),
     OptimizerInfo("lbfgs", "torch.optim.LBFGS", "L-BFGS; needs a closure and takes one param group.",
                   _options(("lr", 1), ("max_iter", 20), ("max_eval", None), ("tolerance_grad", 1e-7),
                            ("tolerance_change", 1e-9), ("history_size", 100), ("line_search_fn", None)),

@@ -228,6 +228,10 @@ class ClipStatement(Statement):
         why = check_bounds(">0", self.max)
         if why:
             diags.append(Diagnostic("E207", f"clip maximum {why}, got {self.max:g}", self.span))
+        if ctx.optimizer is not None and ctx.optimizer.sparse_gradients:
+            diags.append(Diagnostic("E218", f"{ctx.optimizer.name} trains on sparse gradients, which torch "
+                                    "cannot clip", self.span, "drop the clip statement, or use an optimizer "
+                                    "for dense gradients"))
         return diags
 
     @classmethod

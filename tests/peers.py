@@ -52,8 +52,10 @@ def peer(name: str):
     """The peer library ``name`` (a module path), or a skip naming why it cannot be had."""
     top = name.split(".")[0]
     if importlib.util.find_spec(top) is None:
-        pytest.skip(f"{top} is an optional test dependency (pip install 'specopt[test]'); it is not installed")
+        pytest.skip(f"{top} is an optional test dependency (pip install 'specopt[test]'); it is not installed",
+                    allow_module_level=True)
     try:
         return importlib.import_module(name)
     except Exception as exc:  # noqa: BLE001 - a peer library that cannot be imported here is a skip
-        pytest.skip(f"{top} is installed but cannot be imported: {type(exc).__name__}: {exc}")
+        pytest.skip(f"{top} is installed but cannot be imported: {type(exc).__name__}: {exc}",
+                    allow_module_level=True)

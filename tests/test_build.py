@@ -138,3 +138,18 @@ def test_resolve_on_the_meta_device_changes_nothing():
     assert [g.name for g in resolution.groups] == ["group@6:35", "default"]
     assert all(p.requires_grad for p in model.parameters())
     assert resolution.model is model
+
+
+def test_lbfgs_gets_its_derived_max_eval_and_steps():
+    model = torch.nn.Linear(3, 1)
+    compiled = specopt.compile("optimizer lbfgs max_iter=8", model)
+    assert compiled.optimizer.param_groups[0]["max_eval"] == 10  # torch's max_iter * 5 // 4
+    x, y = torch.randn(8, 3), torch.randn(8, 1)
+
+    def closure():
+        compiled.optimizer.zero_grad()
+        loss = (model(x) - y).pow(2).mean()
+        loss.backward()
+        return loss
+
+    compiled.optimizer.step(closure)

@@ -15,22 +15,10 @@ import torch
 from torch import nn
 
 import specopt
+from peers import peer
 
 
-def _import_lightning():
-    """Lightning is an optional test dependency: skip, saying why, where it is missing or broken."""
-    try:
-        import lightning.pytorch as pl
-    except ImportError as exc:
-        pytest.skip(f"lightning is an optional test dependency (pip install -e '.[test]'): {exc}",
-                    allow_module_level=True)
-    except RuntimeError as exc:  # e.g. a torchvision built for another torch build, imported by torchmetrics
-        pytest.skip(f"lightning is installed but does not import with this torch: {exc}",
-                    allow_module_level=True)
-    return pl
-
-
-pl = _import_lightning()
+pl = peer("lightning.pytorch")
 
 SPEC = "optimizer sgd lr=1; clip l2 0.01; step every 2 steps x0.5"
 STEPS = 5
