@@ -8,7 +8,10 @@ spellings of norm layers, and GPT-2's ``lm_head.weight`` tied to ``transformer.w
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 
 import pytest
 import torch
@@ -20,6 +23,7 @@ from specopt.diagnostics import SpecError
 from specopt.explain import select
 from specopt.fmt import format_text
 from specopt.plan import Plan, Selector
+from conftest import ROOT
 
 NO_DECAY = "optimizer adamw weight_decay=0.05\ngroup no_decay: ndim<2 @@*Norm* weight_decay=0"
 
@@ -338,3 +342,18 @@ def test_the_schema_describes_the_new_fields():
 def test_selector_text_shows_every_form():
     atom = Selector(kind="class", pattern="*Norm*", owner=True, ignore_case=True, first_name=True, negated=True)
     assert atom.text == "!@@*Norm*/i,first"
+
+
+def _selector_section_examples():
+    """The Python examples of docs/language.md's selector section, each with the output it shows."""
+    text = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    section = text[text.index("## 9. Selectors"):text.index("## 10. ")]
+    return re.findall(r"```python\n(.*?)```\n\nprints:\n\n```text\n(.*?)```", section, re.S)
+
+
+@pytest.mark.parametrize("code, shown", _selector_section_examples())
+def test_the_selector_section_python_examples_print_what_it_shows(code, shown):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "docs/language.md", "exec"), {"__name__": "docs_example"})
+    assert out.getvalue() == shown
