@@ -299,7 +299,9 @@ def selection_errors(rules, matcher: TreeMatcher, seen, index) -> list[Diagnosti
     selects nothing is no error, and neither is the empty term it causes, nor
     an empty term of optional atoms only.
     """
-    hit = frozenset().union(*(h for h, _ in seen))
+    untied = {h for h, names in seen if names is None}
+    tied = [(h, names) for h, names in seen if names is not None]
+    hit = frozenset().union(*untied, *(h for h, _ in tied))
     diags = []
     for rule in rules:
         for term, (pos, neg) in zip(rule.statement.selectors, rule.terms):
@@ -310,8 +312,10 @@ def selection_errors(rules, matcher: TreeMatcher, seen, index) -> list[Diagnosti
             if len(pos) == 1 and not neg:
                 continue  # one atom that selects something
             optional = all(a.optional for a in term.atoms)
-            if not optional and not any(term_selects(pos, neg, h, names) for h, names in seen):
-                apart = any(pos <= h and not (neg & h) for h, _ in seen)
+            if optional or any(pos <= h and not (neg & h) for h in untied):
+                continue
+            if not any(term_selects(pos, neg, h, names) for h, names in tied):
+                apart = any(pos <= h and not (neg & h) for h, _ in tied)
                 diags.append(_empty_term(term, apart))
     return diags
 
@@ -330,24 +334,28 @@ def _empty_term(term: Term, apart: bool) -> Diagnostic:
 
 
 def _form_hint(atom: Selector, index) -> str | None:
-    """Why a ``/first`` or ``@@`` atom selects nothing when the atom without them would select."""
+    """Why a ``/first``, ``@@`` or ``^.../i`` atom selects nothing when a looser atom would select."""
+    names = "first" if atom.first_name else "all"
     if atom.first_name:
-        found = _first_selected(atom, index, aliases_only=True)
+        found = _first_selected(atom, index, "aliases")
         if found:
             alias, first = found
             return (f"'{alias}' matches, but it is an alias of the tied tensor '{first}' and '/first' "
                     "looks at first names only: drop '/first' to select it")
     if atom.kind == "class" and atom.owner:
-        found = _first_selected(atom.model_copy(update={"owner": False}), index, atom.first_name)
+        found = _first_selected(atom.model_copy(update={"owner": False}), index, names)
         if found:
             return (f"no module matching '{atom.pattern}' holds a parameter itself; "
                     f"'@{atom.pattern}' selects those of its submodules, such as '{found[0]}'")
+    if atom.kind == "name" and atom.anchored and atom.ignore_case:  # the suggestions heed case here
+        if _first_selected(atom.model_copy(update={"anchored": False}), index, names):
+            return f"'{atom.pattern}' matches below the root: drop the '^', or spell the path from the root"
     return None
 
 
-def _first_selected(atom: Selector, index, aliases_only: bool) -> tuple[str, str] | None:
-    """The first name (an alias when ``aliases_only``) that a name or class atom matches, with the
-    tensor's first name; ``None`` when there is none."""
+def _first_selected(atom: Selector, index, names: str) -> tuple[str, str] | None:
+    """The first of a tensor's ``names`` ("all", "first" or "aliases") that a name or class atom
+    matches, with the tensor's first name; ``None`` when there is none."""
     if atom.kind == "name":
         test = name_pattern(atom.pattern, atom.anchored, atom.ignore_case).matches
     else:
@@ -356,7 +364,7 @@ def _first_selected(atom: Selector, index, aliases_only: bool) -> tuple[str, str
         def test(name: str) -> bool:
             return any(glob.matches(c) for path in _modules_of(name, atom.owner) for c in classes.get(path, ()))
     for p in index.params:
-        for name in p.aliases if aliases_only else p.names:
+        for name in {"all": p.names, "first": (p.name,), "aliases": p.aliases}[names]:
             if test(name):
                 return name, p.name
     return None

@@ -696,6 +696,9 @@ def test_compiled_optimizer_partitions_trainable_tensors(case_spec):
 @example(case_spec=(TIED, (Stmt("group", ((Atom("name", "tied"),),), (("lr", "0.1"),)),)), seed=1)
 def test_resolution_does_not_depend_on_parameter_order(case_spec, seed):
     case, stmts = case_spec
+    # '/first' is about the order: which name of a tied tensor named_parameters() gives first.
+    stmts = tuple(replace(s, terms=tuple(tuple(replace(a, first_name=False) for a in t) for t in s.terms))
+                  for s in stmts)
     text = spec_text(stmts)
     base, shuffled = case.build(), case.build(shuffle_seed=seed)
     assert outcome(text, base) == outcome(text, shuffled), text

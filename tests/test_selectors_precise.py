@@ -174,6 +174,12 @@ def test_owner_form_of_a_container_without_parameters_hints_at_the_subtree_form(
     assert "head.norm.weight" in diag.hint
 
 
+def test_owner_hint_with_first_looks_at_first_names():
+    diag = only_error("freeze @@ModuleDict/first", GPT2Like())
+    assert diag.code == "E301" and "'@ModuleDict' selects those of its submodules" in diag.hint
+    assert "'transformer.wte.weight'" in diag.hint
+
+
 # --- 2. /i: ignore case -----------------------------------------------------------------------
 
 def test_ignore_case_on_names_matches_every_spelling():
@@ -188,6 +194,12 @@ def test_ignore_case_on_names_matches_every_spelling():
 def test_case_matters_without_the_flag():
     lr = values("group layernorm lr=0.5", MixedNorms(), "lr")
     assert {n for n, v in lr.items() if v == 0.5} == {"layernorm.weight", "layernorm.bias"}
+
+
+def test_an_anchored_selector_that_matches_only_below_the_root_says_so_ignoring_case():
+    diag = only_error("freeze ^NORM/i", ConvNeXtLike())
+    assert diag.code == "E301"
+    assert diag.hint == "'NORM' matches below the root: drop the '^', or spell the path from the root"
 
 
 def test_ignore_case_on_classes():
