@@ -4,6 +4,11 @@ Whether a statement selects a parameter depends only on which atoms match it,
 so the cascade runs once per distinct set of matching atoms, and only over the
 statements that could select it (those naming one of its atoms, plus those
 whose terms are pure complements).
+
+A tied tensor has several names. Its positive atoms of one intersection must
+all match one of its names, while a negated atom excludes it when it matches
+any of them; such a tensor brings the atoms of each name (``names``) besides
+the atoms of all of them together (``hits``).
 """
 
 from __future__ import annotations
@@ -12,10 +17,10 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .diagnostics import Diagnostic, Span
-from .match import TreeMatcher, atom_key
+from .match import Names, TreeMatcher, atom_key, term_selects
+from .nodes import Relative
 from .options import check_resolved
 from .registry import OptimizerInfo
-from .nodes import Relative
 from .statements import FreezeStatement, GroupStatement
 
 
@@ -50,9 +55,12 @@ class Rule:
     statement: FreezeStatement | GroupStatement
     terms: tuple[tuple[frozenset[int], frozenset[int]], ...]
 
-    def selects(self, hits: frozenset[int]) -> bool:
-        """Whether this statement selects a parameter matched by the atom ids ``hits``."""
-        return any(pos <= hits and not (neg & hits) for pos, neg in self.terms)
+    def selects(self, hits: frozenset[int], names: Names | None = None) -> bool:
+        """Whether this statement selects a parameter matched by the atom ids ``hits``
+        (and ``names``, see :func:`term_selects`)."""
+        if names is None:
+            return any(pos <= hits and not (neg & hits) for pos, neg in self.terms)
+        return any(term_selects(pos, neg, hits, names) for pos, neg in self.terms)
 
 
 class Rules:
@@ -109,12 +117,13 @@ class Outcome:
         return frozenset(out | ({self.frozen_by.index} if self.frozen_by else set()))
 
 
-def cascade(hits: frozenset[int], requires_grad: bool, rules: Rules, base: Mapping[str, Setting]) -> Outcome:
-    """Apply every statement that selects ``hits``, in order, key by key."""
+def cascade(hits: frozenset[int], requires_grad: bool, rules: Rules, base: Mapping[str, Setting],
+            names: Names | None = None) -> Outcome:
+    """Apply every statement that selects ``hits`` (and ``names``), in order, key by key."""
     frozen, frozen_by = not requires_grad, (None if requires_grad else MODEL_ORIGIN)
     settings, touched, changed, problems = dict(base), [], set(), []
     for rule in rules.candidates(hits):
-        if not rule.selects(hits):
+        if not rule.selects(hits, names):
             continue
         touched.append(rule.origin)
         stmt = rule.statement

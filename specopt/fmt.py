@@ -9,7 +9,8 @@ The canonical form:
   key=value``, with ``key=value`` written without spaces, intersections as
   ``a & b`` and tuples as ``(a, b)``;
 * optimizer names, numbers, factors (``x0.1``), quoted strings, selectors,
-  clip modes and units are kept as written; the words ``true``, ``false``, ``none``, ``inf``
+  clip modes and units are kept as written, except that a selector's flags
+  are written in one order (``/i,first``); the words ``true``, ``false``, ``none``, ``inf``
   and ``nan`` are written in lower case;
 * whole-line comments start at the beginning of their line; a trailing comment
   follows its statement after two spaces; comment text is kept as written,
@@ -29,6 +30,7 @@ from __future__ import annotations
 from lark import Token
 
 from .parse import comment_start, parser, split_statements
+from .selectors import FLAGS
 from .spec import Spec, parse
 
 COMMENT_GAP = "  "
@@ -84,10 +86,19 @@ def format_statement(chunk: str) -> str:
 
 def _render(node) -> str:
     if isinstance(node, Token):
-        return str(node)
+        return _selector(str(node)) if node.type == "SELECTOR" else str(node)
     parts = [_render(child) for child in node.children]
     join = _JOINS.get(node.data, _spaced)
     return join(parts)
+
+
+def _selector(text: str) -> str:
+    """A selector as written, its flags in the order of :data:`specopt.selectors.FLAGS` (``/i,first``)."""
+    body, slash, flags = text.partition("/")
+    if not slash:
+        return text
+    given = flags.split(",")
+    return body + "/" + ",".join(f for f in FLAGS if f in given)
 
 
 def _spaced(parts: list[str]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .diagnostics import Span
 
@@ -45,21 +45,44 @@ class Option(Node):
 
 
 class Selector(Node):
-    """One selector atom: a name glob, a module-class glob (``@``) or a rank test (``ndim``)."""
+    """One selector atom: a name glob, a module-class glob (``@``) or a rank test (``ndim``).
+
+    ``owner`` (``@@``) tests only the class of the module that owns the parameter
+    directly, rather than every module above it. ``ignore_case`` (flag ``/i``)
+    matches a name or class glob ignoring case; ``first_name`` (flag ``/first``)
+    lets a name or class atom see only a tied tensor's first name, not its aliases.
+    """
 
     kind: Literal["name", "class", "ndim"]
     pattern: str
     anchored: bool = False
     negated: bool = False
     optional: bool = False
+    owner: bool = False
+    ignore_case: bool = False
+    first_name: bool = False
+
+    @model_validator(mode="after")
+    def _form(self) -> "Selector":
+        if self.anchored and self.kind != "name":
+            raise ValueError("'anchored' (^) applies to name selectors only")
+        if self.owner and self.kind != "class":
+            raise ValueError("'owner' (@@) applies to class selectors only")
+        if self.kind == "ndim" and (self.ignore_case or self.first_name):
+            raise ValueError("a rank test takes no flags (ignore_case, first_name)")
+        if "/" in self.pattern and self.kind != "ndim":
+            raise ValueError("a pattern cannot hold '/', which starts the flags in spec text: "
+                             "set ignore_case or first_name instead")
+        return self
 
     @property
     def text(self) -> str:
-        """The selector as written in a spec."""
+        """The selector as written in a spec, its flags in the order ``/i,first``."""
         prefix = ("!" if self.negated else "") + ("~" if self.optional else "")
         body = {"name": ("^" if self.anchored else "") + self.pattern,
-                "class": "@" + self.pattern, "ndim": "ndim" + self.pattern}[self.kind]
-        return prefix + body
+                "class": ("@@" if self.owner else "@") + self.pattern, "ndim": "ndim" + self.pattern}[self.kind]
+        flags = [flag for flag, on in (("i", self.ignore_case), ("first", self.first_name)) if on]
+        return prefix + body + ("/" + ",".join(flags) if flags else "")
 
 
 class Term(Node):

@@ -23,6 +23,7 @@ from .extensions import import_diagnostics
 from .nodes import UNIT_WORDS, Length, Milestones, Option, Relative, Selector, Term
 from .phases import Item
 from .plan import BY_KEYWORD, Plan
+from .selectors import read_flags
 from .statements import Parts
 
 MAX_SOURCE_CHARS = 1_000_000
@@ -301,9 +302,8 @@ class _ToPlan(Transformer):
     def atom(self, meta, children):
         flags = {t.type for t in children[:-1]}
         token = children[-1]
-        kind, pattern, anchored = _selector_parts(token)
-        return Selector(kind=kind, pattern=pattern, anchored=anchored, negated="NOT" in flags,
-                        optional="MAYBE" in flags, span=self._at(meta))
+        parts = _selector_parts(token, self.offset)
+        return Selector(**parts, negated="NOT" in flags, optional="MAYBE" in flags, span=self._at(meta))
 
     def option(self, meta, children):
         key, (value, value_meta) = children
@@ -387,13 +387,26 @@ def _word_value(word: str, span: Span):
                                 "values are numbers, true, false, none, tuples (a, b) or quoted strings"))
 
 
-def _selector_parts(token: Token) -> tuple[str, str, bool]:
+def _selector_parts(token: Token, offset: int) -> dict:
+    """The fields of a selector atom: its kind and pattern, ``^``, ``@@`` and the ``/`` flags."""
     text = str(token)
     if token.type == "NDIM":
-        return "ndim", text[4:], False
-    if text.startswith("@"):
-        return "class", text[1:], False
-    if text.startswith("^"):
-        return "name", text[1:], True
-    return "name", text, False
+        return {"kind": "ndim", "pattern": text[4:]}
+    body, slash, written = text.partition("/")
+    flags, problem = read_flags(written) if slash else (frozenset(), None)
+    if slash and not body:
+        problem = ("flags without a pattern", "flags follow a name or class selector, as in *norm*/i; "
+                   "a rank test (ndim) takes none", -1, len(written))
+    if problem is not None:
+        why, hint, start, end = problem
+        at = offset + token.start_pos + len(body) + 1
+        raise _NodeError(Diagnostic("E209", f"bad selector '{text}': {why}", Span(start=at + start, end=at + end),
+                                    hint))
+    parts = {"kind": "name", "pattern": body, "ignore_case": "i" in flags, "first_name": "first" in flags}
+    if body.startswith("@"):
+        owner = body.startswith("@@")
+        parts.update(kind="class", pattern=body[2 if owner else 1:], owner=owner)
+    elif body.startswith("^"):
+        parts.update(pattern=body[1:], anchored=True)
+    return parts
 

@@ -21,7 +21,7 @@ from typing import Any, Iterator, Mapping
 from .built import built_flags
 from .cascade import MODEL_ORIGIN, Origin, Outcome, Rules, Setting, cascade, no_effect_warnings
 from .diagnostics import Source, SpecError
-from .match import TreeMatcher, class_names, selection_errors, walk
+from .match import Found, TreeMatcher, class_names, selection_errors, walk
 from .plan import Plan
 from .statements import GroupStatement
 from .registry import OptimizerInfo
@@ -171,12 +171,11 @@ def resolve(plan: Plan, index: ModelIndex, defaults: Mapping[str, Any],
     rules = Rules(plan.statements, lambda i: origin_of(plan, i, source), matcher, info)
     with _collector_paused():
         found = walk(index.model, matcher)
-        flags = built_flags(found.tensors)
-        signatures = [(h, t.dim(), flag) for h, t, flag in zip(found.hits, found.tensors, flags)]
+        signatures = _signatures(found)
         number = {sig: k for k, sig in enumerate(dict.fromkeys(signatures))}
-        hits = [sig[0] | matcher.ndim(sig[1]) for sig in number]
-        outcomes = [cascade(h, sig[2], rules, base) for h, sig in zip(hits, number)]
-        diags = selection_errors(rules.rules, matcher, set(hits), index)
+        selections = [_selection(sig, matcher) for sig in number]
+        outcomes = [cascade(h, sig[2], rules, base, names) for (h, names), sig in zip(selections, number)]
+        diags = selection_errors(rules.rules, matcher, selections, index)
         diags += list(dict.fromkeys(d for o in outcomes for d in o.problems))
         if diags:
             raise SpecError(diags, source)
@@ -184,6 +183,25 @@ def resolve(plan: Plan, index: ModelIndex, defaults: Mapping[str, Any],
     columns = _Columns(found.names, found.tensors, found.aliases, outcome_of, outcomes, group_of)
     warnings = tuple(no_effect_warnings(rules, outcomes))
     return Resolution(plan, info, base, groups, warnings, columns, index.model)
+
+
+def _signatures(found: Found) -> list[tuple]:
+    """Each tensor's matching atoms, rank and ``requires_grad``; then, for a tied tensor whose
+    names match different atoms, the atoms of each name."""
+    out = [(h, t.dim(), flag) for h, t, flag in zip(found.hits, found.tensors, built_flags(found.tensors))]
+    for k in found.per_name:
+        names = found.split(k)
+        if names is not None:
+            out[k] += (names,)
+    return out
+
+
+def _selection(signature: tuple, matcher: TreeMatcher) -> tuple[frozenset[int], frozenset | None]:
+    """The atoms that select a tensor of this signature, rank atoms included: under any of its
+    names, and under each name where that differs (see ``cascade.term_selects``)."""
+    ranks = matcher.ndim(signature[1])
+    names = frozenset(n | ranks for n in signature[3]) if len(signature) > 3 else None
+    return signature[0] | ranks, names
 
 
 @contextmanager
@@ -293,5 +311,5 @@ def selection_diagnostics(statements, model, source: Source | None = None) -> li
     rules = Rules(chosen, lambda i: Origin(i, chosen[i].kind, chosen[i].kind, chosen[i].span), matcher)
     with _collector_paused():
         found = walk(model, matcher)
-        hits = {h | matcher.ndim(t.dim()) for h, t in zip(found.hits, found.tensors)}
-        return selection_errors(rules.rules, matcher, hits, index_model(model))
+        selections = list(dict.fromkeys(_selection(sig, matcher) for sig in _signatures(found)))
+        return selection_errors(rules.rules, matcher, selections, index_model(model))

@@ -4,6 +4,8 @@ A name pattern is a sequence of segments separated by dots. Inside a segment,
 ``*`` matches any run of characters, ``?`` one character, ``[abc]`` / ``[!abc]``
 / ``[a-z]`` one character of a set, and ``{a,b}`` one of several alternatives.
 A segment that is exactly ``**`` matches any number of whole segments.
+A selector may end in flags after one ``/`` (``/i``, ``/first``, ``/i,first``),
+which :func:`read_flags` reads; ``/i`` compares lower-cased pattern and names.
 
 Matching is a small NFA over segments, and each segment test is a two-pointer
 wildcard match, so time stays polynomial (O(pattern x name)) for any pattern;
@@ -17,9 +19,12 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
+from .diagnostics import did_you_mean
+
 STAR2 = "**"
 _MAX_ALTERNATIVES = 64
 _NDIM = re.compile(r"(<=|>=|==|!=|<|>)([0-9]{1,6})")
+FLAGS = {"i": "ignore case", "first": "a tied tensor's first name only"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,34 @@ def selector_problems(kind: str, pattern: str) -> list[tuple[str, str | None]]:
     for seg in segments:
         problems += _segment_problems(seg, kind)
     return problems
+
+
+FlagProblem = tuple[str, str | None, int, int]  # problem, hint, start and end in the flag text
+
+
+def read_flags(written: str) -> tuple[frozenset[str], FlagProblem | None]:
+    """The flags written after a selector's ``/``: names from :data:`FLAGS`, separated by commas,
+    in any order, each at most once. Returns them with the first problem found, if any."""
+    if "/" in written:
+        at = written.index("/")
+        return frozenset(), ("one '/' per selector", "combine flags with a comma: /i,first", at, at + 1)
+    known = "flags: " + ", ".join(f"/{f} ({why})" for f, why in FLAGS.items())
+    if not written:
+        return frozenset(), ("'/' without a flag", known, -1, 0)
+    seen: set[str] = set()
+    start = 0
+    for item in written.split(","):
+        end = start + len(item)
+        if not item:
+            return frozenset(), ("empty flag", known, *((start - 1, start) if start else (0, 1)))
+        if item not in FLAGS:
+            hint = did_you_mean(item, FLAGS) or known
+            return frozenset(), (f"unknown flag '{item}'", hint, start, end)
+        if item in seen:
+            return frozenset(), (f"flag '{item}' given twice", None, start, end)
+        seen.add(item)
+        start = end + 1
+    return frozenset(seen), None
 
 
 def _segment_problems(seg: str, kind: str) -> list[tuple[str, str | None]]:
@@ -182,17 +215,32 @@ class SegmentGlob:
         return any(_match_tokens(alt, segment) for alt in self._alternatives)
 
 
+class FoldedGlob(SegmentGlob):
+    """A segment glob that ignores case: the glob and each segment are lower-cased first."""
+
+    def __init__(self, glob: str):
+        super().__init__(glob.lower())
+        self.glob = glob
+        self.literals = None  # a lookup by literal segment would miss the other spellings
+
+    def matches(self, segment: str) -> bool:
+        """Whether this glob matches the whole segment, ignoring case."""
+        return super().matches(segment.lower())
+
+
 class NamePattern:
     """A compiled name selector: an NFA over segments, with ``**`` as a loop."""
 
-    def __init__(self, pattern: str, anchored: bool):
+    def __init__(self, pattern: str, anchored: bool, ignore_case: bool = False):
         parts = pattern.split(".")
-        elems: list[str | SegmentGlob] = [STAR2 if p == STAR2 else SegmentGlob(p) for p in parts]
+        glob = FoldedGlob if ignore_case else SegmentGlob
+        elems: list[str | SegmentGlob] = [STAR2 if p == STAR2 else glob(p) for p in parts]
         if not anchored:
             elems.insert(0, STAR2)
         elems.append(STAR2)  # a module selects its whole subtree
         self.pattern = pattern
         self.anchored = anchored
+        self.ignore_case = ignore_case
         self._elems = tuple(elems)
         self.start = self._closure(frozenset({0}))
 
@@ -247,9 +295,9 @@ class NamePattern:
 
 
 @lru_cache(maxsize=4096)
-def name_pattern(pattern: str, anchored: bool) -> NamePattern:
+def name_pattern(pattern: str, anchored: bool, ignore_case: bool = False) -> NamePattern:
     """The compiled name selector, shared by every resolution that uses it."""
-    return NamePattern(pattern, anchored)
+    return NamePattern(pattern, anchored, ignore_case)
 
 
 @lru_cache(maxsize=1 << 16)
@@ -271,9 +319,9 @@ def _segment_matches(glob: SegmentGlob, segment: str) -> bool:
     return glob.matches(segment)
 
 
-def class_glob(pattern: str) -> SegmentGlob:
+def class_glob(pattern: str, ignore_case: bool = False) -> SegmentGlob:
     """Compile a module-class pattern (``@*Norm*``); dots are literal characters here."""
-    return SegmentGlob(pattern)
+    return FoldedGlob(pattern) if ignore_case else SegmentGlob(pattern)
 
 
 def ndim_test(pattern: str):

@@ -18,7 +18,15 @@ The semantics, restated from the spec:
   its segments (a module selects its subtree); unanchored, the match may start
   at any segment boundary, anchored (``^``) only at the root;
 * ``@Glob`` matches a module class name; there ``.`` is an ordinary character
-  and ``*`` / ``?`` match any characters, dots included.
+  and ``*`` / ``?`` match any characters, dots included. ``@Glob`` selects the
+  parameters in the subtree of a matching module, ``@@Glob`` only those the
+  matching module holds itself (the module a parameter name's last dot leads to);
+* the flag ``/i`` compares the lower-cased pattern with the lower-cased name or
+  class name (here: both are lower-cased before the regex is even built);
+* the flag ``/first`` lets an atom look at a tied tensor's first name only; of
+  a tied tensor, an intersection's positive atoms must all hold on one name,
+  and a negated atom excludes it when it holds on any name it looks at (see
+  ``term_selects``).
 """
 
 from __future__ import annotations
@@ -120,8 +128,10 @@ def name_regex(pattern: str) -> re.Pattern:
     return re.compile("".join(parts))
 
 
-def name_selects(pattern: str, anchored: bool, name: str) -> bool:
+def name_selects(pattern: str, anchored: bool, name: str, ignore_case: bool = False) -> bool:
     """Whether the name selector ``pattern`` selects the parameter or module called ``name``."""
+    if ignore_case:
+        pattern, name = pattern.lower(), name.lower()
     rx = name_regex(pattern)
     segments = name.split(".")
     starts = [0] if anchored else range(len(segments))
@@ -135,8 +145,10 @@ def class_regex(pattern: str) -> re.Pattern:
     return re.compile(_segment_regex(pattern, ANY_CHAR))
 
 
-def class_matches(pattern: str, class_name: str) -> bool:
+def class_matches(pattern: str, class_name: str, ignore_case: bool = False) -> bool:
     """Whether a class glob matches one class name (``Linear`` or ``torch.nn.modules.linear.Linear``)."""
+    if ignore_case:
+        pattern, class_name = pattern.lower(), class_name.lower()
     return class_regex(pattern).fullmatch(class_name) is not None
 
 
@@ -154,6 +166,28 @@ def class_names(cls: type) -> list[str]:
 def in_subtree(param_name: str, module_path: str) -> bool:
     """Whether a parameter lies in the subtree of the module at ``module_path`` ('' is the root)."""
     return module_path == "" or param_name.startswith(module_path + ".")
+
+
+def owned_by(param_name: str, module_path: str) -> bool:
+    """Whether the module at ``module_path`` holds the parameter itself (not through a submodule)."""
+    parts = param_name.split(".")
+    return parts[:-1] == (module_path.split(".") if module_path else [])
+
+
+def term_selects(positives, negatives, names) -> bool:
+    """Whether an intersection selects a tensor called ``names`` (first name first).
+
+    ``positives`` and ``negatives`` are the atoms as ``(holds, first_only)`` pairs,
+    ``holds(name)`` saying whether the atom holds on one name. A positive atom must
+    hold, with all the others, on one and the same name; a negated atom excludes
+    the tensor when it holds on any name it looks at (``first_only``: the first).
+    """
+    def looks_at(first_only):
+        return names[:1] if first_only else names
+
+    if any(holds(n) for holds, first_only in negatives for n in looks_at(first_only)):
+        return False
+    return any(all(holds(n) and n in looks_at(first_only) for holds, first_only in positives) for n in names)
 
 
 def ndim_holds(test: str, rank: int) -> bool:

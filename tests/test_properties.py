@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import inspect
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from hypothesis import HealthCheck, example, given, settings
@@ -69,7 +69,7 @@ LEAVES = {
     "Embedding": lambda: nn.Embedding(4, 2),
     "TorchRMSNorm": lambda: nn.RMSNorm(2),
 }
-SEGMENTS = ("a", "b", "ab", "conv1", "x0", "layers", "norm")
+SEGMENTS = ("a", "b", "ab", "conv1", "x0", "layers", "norm", "Norm", "LN")
 PARAM_NAMES = ("weight", "bias", "w", "scale", "a", "x0")
 TIE_NAMES = ("tied", "w2", "shared", "scale")
 ENTRY_NAMES = tuple(dict.fromkeys(SEGMENTS + PARAM_NAMES))
@@ -187,12 +187,18 @@ class Atom:
     anchored: bool = False
     negated: bool = False
     optional: bool = False
+    owner: bool = False  # @@: the class of the module holding the parameter itself
+    ignore_case: bool = False  # /i
+    first_name: bool = False  # /first
 
     @property
     def text(self) -> str:
-        body = {"name": ("^" if self.anchored else "") + self.pattern, "class": "@" + self.pattern,
-                "ndim": "ndim" + self.pattern}[self.kind]
-        return ("!" if self.negated else "") + ("~" if self.optional else "") + body
+        body = {"name": ("^" if self.anchored else "") + self.pattern,
+                "class": ("@@" if self.owner else "@") + self.pattern, "ndim": "ndim" + self.pattern}[self.kind]
+        # Both flags are written the other way round from fmt's order: the parser takes either.
+        flags = [f for f, on in (("first", self.first_name), ("i", self.ignore_case)) if on]
+        return ("!" if self.negated else "") + ("~" if self.optional else "") + body + (
+            "/" + ",".join(flags) if flags else "")
 
 
 @dataclass(frozen=True)
@@ -312,23 +318,33 @@ def facts(model: nn.Module) -> Facts:
 
 @st.composite
 def atoms(draw, f: Facts) -> Atom:
-    kind = draw(st.sampled_from(["name"] * 6 + ["class"] * 2 + ["ndim"]))
+    kind = draw(st.sampled_from(["name"] * 6 + ["class"] * 3 + ["ndim"]))
     negated = draw(st.integers(0, 6)) == 6
     optional = draw(st.integers(0, 3)) == 3
+    if kind == "ndim":
+        op = draw(st.sampled_from(["<", "<=", ">", ">=", "==", "!="]))
+        return Atom("ndim", f"{op}{draw(st.integers(0, 4))}", False, negated, optional)
+    ignore_case, first_name = draw(st.integers(0, 3)) == 0, draw(st.integers(0, 4)) == 0
     if kind == "name":
         pattern, anchored = draw(name_globs(f.names + f.paths))
-        return Atom("name", pattern, anchored, negated, optional)
-    if kind == "class":
-        return Atom("class", draw(class_globs(f.classes)), False, negated, optional)
-    op = draw(st.sampled_from(["<", "<=", ">", ">=", "==", "!="]))
-    return Atom("ndim", f"{op}{draw(st.integers(0, 4))}", False, negated, optional)
+        return Atom("name", draw(recased(pattern)), anchored, negated, optional, False, ignore_case, first_name)
+    owner = draw(st.booleans())
+    pattern = draw(recased(draw(class_globs(f.classes))))
+    return Atom("class", pattern, False, negated, optional, owner, ignore_case, first_name)
+
+
+@st.composite
+def recased(draw, pattern: str) -> str:
+    """The pattern as it is, or with its letters' case changed (which ``/i`` ignores)."""
+    how = draw(st.sampled_from(["keep", "keep", "lower", "upper", "swap"]))
+    return {"keep": pattern, "lower": pattern.lower(), "upper": pattern.upper(), "swap": pattern.swapcase()}[how]
 
 
 @st.composite
 def terms(draw, f: Facts) -> tuple:
     term = [draw(atoms(f)) for _ in range(2 if draw(st.integers(0, 3)) == 0 else 1)]
     if len(term) > 1 and all(a.negated for a in term):  # E208: an intersection needs a positive atom
-        term[0] = Atom(term[0].kind, term[0].pattern, term[0].anchored, False, term[0].optional)
+        term[0] = replace(term[0], negated=False)
     return tuple(term)
 
 
@@ -366,7 +382,7 @@ def specs(draw, f: Facts) -> tuple:
 
 
 def _all_optional(stmt: Stmt) -> Stmt:
-    terms = tuple(tuple(Atom(a.kind, a.pattern, a.anchored, a.negated, True) for a in t) for t in stmt.terms)
+    terms = tuple(tuple(replace(a, optional=True) for a in t) for t in stmt.terms)
     return Stmt(stmt.kind, terms, stmt.options, stmt.name)
 
 
@@ -411,22 +427,37 @@ def _tensors(model: nn.Module) -> list[tuple[torch.Tensor, tuple[str, ...]]]:
     return [(t, tuple(names[id(t)])) for t in order]
 
 
-def _atom_hits(atom: Atom, model: nn.Module, tensors) -> set[int]:
+def _holds(atom: Atom, model: nn.Module, tensor: torch.Tensor):
+    """The test of one atom on one name of ``tensor``: ``holds(name) -> bool``."""
     if atom.kind == "ndim":
-        return {k for k, (t, _) in enumerate(tensors) if ref.ndim_holds(atom.pattern, t.dim())}
+        return lambda name: ref.ndim_holds(atom.pattern, tensor.dim())
     if atom.kind == "class":
         paths = [p for p, m in model.named_modules(remove_duplicate=False)
-                 if any(ref.class_matches(atom.pattern, c) for c in ref.class_names(type(m)))]
-        return {k for k, (_, names) in enumerate(tensors)
-                if any(ref.in_subtree(n, p) for n in names for p in paths)}
-    return {k for k, (_, names) in enumerate(tensors)
-            if any(ref.name_selects(atom.pattern, atom.anchored, n) for n in names)}
+                 if any(ref.class_matches(atom.pattern, c, atom.ignore_case) for c in ref.class_names(type(m)))]
+        inside = ref.owned_by if atom.owner else ref.in_subtree
+        return lambda name: any(inside(name, p) for p in paths)
+    return lambda name: ref.name_selects(atom.pattern, atom.anchored, name, atom.ignore_case)
+
+
+def _atom_hits(atom: Atom, model: nn.Module, tensors) -> set[int]:
+    """The tensors an atom selects on its own: those it holds on under a name it looks at."""
+    return {k for k, (t, names) in enumerate(tensors)
+            if any(_holds(atom, model, t)(n) for n in (names[:1] if atom.first_name else names))}
+
+
+def _term_hits(term, model: nn.Module, tensors) -> set[int]:
+    """The tensors an intersection selects, by the reference's rule for tied tensors."""
+    out = set()
+    for k, (t, names) in enumerate(tensors):
+        tests = [(a.negated, (_holds(a, model, t), a.first_name)) for a in term]
+        if ref.term_selects([x for neg, x in tests if not neg], [x for neg, x in tests if neg], names):
+            out.add(k)
+    return out
 
 
 def expected_resolution(model: nn.Module, stmts) -> Expected:
     """Select with the reference matcher, then apply the statements one by one, key by key."""
     tensors = _tensors(model)
-    everything = set(range(len(tensors)))
     errors, selections = set(), {}
     for i, stmt in enumerate(stmts):
         if stmt.kind == "optimizer":
@@ -435,11 +466,7 @@ def expected_resolution(model: nn.Module, stmts) -> Expected:
         for term in stmt.terms:
             hits = [_atom_hits(a, model, tensors) for a in term]
             errors |= {"E301" for a, h in zip(term, hits) if not h and not a.optional}
-            positive = [h for a, h in zip(term, hits) if not a.negated]
-            got = set.intersection(*positive) if positive else set(everything)
-            for a, h in zip(term, hits):
-                if a.negated:
-                    got -= h
+            got = _term_hits(term, model, tensors)
             # Selectors that each select something but nothing together (or a complement of
             # everything) are an error, unless every one of them is optional; an optional atom
             # that selects nothing is no error, nor is the empty term it causes.
@@ -501,11 +528,11 @@ def outcome(text: str, model: nn.Module):
 
 # --- 1. the glob matcher against the reference -----------------------------------------------
 
-class_bodies = st.sampled_from(["a", "ab", "!a", "!b0", "a-b", "0-9", "!a-z", "_"])
+class_bodies = st.sampled_from(["a", "ab", "!a", "!b0", "a-b", "0-9", "!a-z", "_", "A", "!B", "A-b", "Z-a"])
 
 
 def _pieces():
-    plain = st.one_of(st.sampled_from(list("ab0_")), st.just("*"), st.just("?"),
+    plain = st.one_of(st.sampled_from(list("abAB0_")), st.just("*"), st.just("?"),
                       class_bodies.map(lambda b: f"[{b}]"))
     return st.recursive(plain, lambda inner: st.lists(st.lists(inner, max_size=2).map("".join),
                                                       min_size=1, max_size=3)
@@ -515,22 +542,27 @@ def _pieces():
 segment_globs = st.lists(_pieces(), min_size=1, max_size=3).map("".join).filter(lambda s: "**" not in s)
 patterns = st.lists(st.one_of(segment_globs, st.just("**")), min_size=1, max_size=4).map(".".join).filter(
     lambda p: not any("brace alternatives" in why for why, _ in selector_problems("name", p)))  # the cap is 64
-name_segments = st.one_of(st.text("ab0_", min_size=1, max_size=2), st.sampled_from(ENTRY_NAMES))
+name_segments = st.one_of(st.text("abAB0_", min_size=1, max_size=2), st.sampled_from(ENTRY_NAMES))
 names = st.lists(name_segments, min_size=1, max_size=5).map(".".join)
 
 
 @_settings(250)
-@given(pattern=patterns, anchored=st.booleans(), names=st.lists(names, min_size=1, max_size=8))
-@example(pattern="{a}", anchored=False, names=["a", "b.a", "a.weight", "{a}"])  # a one-alternative brace
-@example(pattern="{conv1}.weight", anchored=True, names=["conv1.weight", "conv1", "x.conv1.weight"])
-@example(pattern="a.**.b", anchored=False, names=["a.b", "a.x.y.b", "q.a.b.c", "a", "b"])
-@example(pattern="**", anchored=True, names=["a", "a.b"])
-@example(pattern="[c-a]", anchored=False, names=["a", "b", "c"])
-def test_name_pattern_agrees_with_regex_reference(pattern, anchored, names):
+@given(pattern=patterns, anchored=st.booleans(), names=st.lists(names, min_size=1, max_size=8),
+       ignore_case=st.booleans())
+# a one-alternative brace
+@example(pattern="{a}", anchored=False, names=["a", "b.a", "a.weight", "{a}"], ignore_case=False)
+@example(pattern="{conv1}.weight", anchored=True, names=["conv1.weight", "conv1", "x.conv1.weight"], ignore_case=False)
+@example(pattern="a.**.b", anchored=False, names=["a.b", "a.x.y.b", "q.a.b.c", "a", "b"], ignore_case=False)
+@example(pattern="**", anchored=True, names=["a", "a.b"], ignore_case=False)
+@example(pattern="[c-a]", anchored=False, names=["a", "b", "c"], ignore_case=False)
+@example(pattern="[Z-a]", anchored=False, names=["z", "Z", "A", "_", "a"], ignore_case=True)
+@example(pattern="Ab.**", anchored=True, names=["ab", "AB.b", "aB.A", "b.ab"], ignore_case=True)
+def test_name_pattern_agrees_with_regex_reference(pattern, anchored, names, ignore_case):
     assert selector_problems("name", pattern) == [], pattern
-    compiled = NamePattern(pattern, anchored)
+    compiled = NamePattern(pattern, anchored, ignore_case)
     for name in names:
-        assert compiled.matches(name) == ref.name_selects(pattern, anchored, name), (pattern, anchored, name)
+        want = ref.name_selects(pattern, anchored, name, ignore_case)
+        assert compiled.matches(name) == want, (pattern, anchored, ignore_case, name)
 
 
 @_settings(40)
@@ -541,15 +573,17 @@ def test_selectors_from_real_names_agree_with_reference(data, case):
     everything = f.names + f.paths
     for _ in range(8):
         pattern, anchored = data.draw(name_globs(everything), label="name glob")
+        pattern, fold = data.draw(recased(pattern), label="recased"), data.draw(st.booleans(), label="/i")
         assert selector_problems("name", pattern) == [], pattern
-        compiled = NamePattern(pattern, anchored)
+        compiled = NamePattern(pattern, anchored, fold)
         for name in everything:
-            assert compiled.matches(name) == ref.name_selects(pattern, anchored, name), (pattern, anchored, name)
-        cls_pattern = data.draw(class_globs(f.classes), label="class glob")
+            want = ref.name_selects(pattern, anchored, name, fold)
+            assert compiled.matches(name) == want, (pattern, anchored, fold, name)
+        cls_pattern = data.draw(class_globs(f.classes).flatmap(recased), label="class glob")
         assert selector_problems("class", cls_pattern) == [], cls_pattern
-        glob = class_glob(cls_pattern)
+        glob = class_glob(cls_pattern, fold)
         for name in f.classes:
-            assert glob.matches(name) == ref.class_matches(cls_pattern, name), (cls_pattern, name)
+            assert glob.matches(name) == ref.class_matches(cls_pattern, name, fold), (cls_pattern, fold, name)
 
 
 # --- 2./3. whole specs: selection, errors, cascade, partition, fewest groups ------------------
@@ -567,6 +601,15 @@ TIED = ModelCase(("Plain", (("x0", "module", ("Linear", ())), ("b", "param", (1,
 @example(case_spec=(TINY, (Stmt("freeze", ((Atom("name", "a"), Atom("class", "Linear")),)),)))
 @example(case_spec=(TIED, (Stmt("unfreeze", ((Atom("name", "tied"),),)),
                            Stmt("group", ((Atom("class", "Linear"),),), (("lr", "x2"),), "g")),))
+# TIED's x0.weight is also 'tied' (its first name) and 'alias.weight': an intersection must hold on one
+# name, a complement excludes the tensor when any name matches, and /first sees the first name only.
+@example(case_spec=(TIED, (Stmt("group", ((Atom("name", "x0"), Atom("name", "alias")),), (("lr", "0.1"),)),)))
+@example(case_spec=(TIED, (Stmt("group", ((Atom("name", "x0"), Atom("name", "tied", negated=True)),),
+                                (("lr", "0.1"),)),)))
+@example(case_spec=(TIED, (Stmt("group", ((Atom("name", "x0", first_name=True),),), (("lr", "0.1"),)),
+                           Stmt("freeze", ((Atom("class", "plain", owner=True, ignore_case=True),),)))))
+@example(case_spec=(TIED, (Stmt("group", ((Atom("class", "Linear", owner=True, first_name=True),
+                                           Atom("name", "weight")),), (("lr", "0.1"),)),)))
 def test_resolution_matches_reference(case_spec):
     case, stmts = case_spec
     model = case.build()
@@ -653,6 +696,9 @@ def test_compiled_optimizer_partitions_trainable_tensors(case_spec):
 @example(case_spec=(TIED, (Stmt("group", ((Atom("name", "tied"),),), (("lr", "0.1"),)),)), seed=1)
 def test_resolution_does_not_depend_on_parameter_order(case_spec, seed):
     case, stmts = case_spec
+    # '/first' is about the order: which name of a tied tensor named_parameters() gives first.
+    stmts = tuple(replace(s, terms=tuple(tuple(replace(a, first_name=False) for a in t) for t in s.terms))
+                  for s in stmts)
     text = spec_text(stmts)
     base, shuffled = case.build(), case.build(shuffle_seed=seed)
     assert outcome(text, base) == outcome(text, shuffled), text
