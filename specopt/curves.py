@@ -177,7 +177,16 @@ def _cosine(phase: PhaseSpec, start: Mix) -> Form:
     length = length_arg(phase)
     if length == 0:
         return lambda tau, ops: Lerp(floor)
-    return lambda tau, ops: Lerp(floor, start, floor, (1 + ops.cos(math.pi * tau / length)) / 2)
+    return _from_start(start, lambda tau, ops: Lerp(floor, start, floor, (1 + ops.cos(math.pi * tau / length)) / 2))
+
+
+def _from_start(start: Mix, form: Form) -> Form:
+    """``form``, but exactly ``start`` at time 0, as torch's recursive schedulers begin at the base.
+
+    ``floor + (start - floor) * 1`` can miss ``start`` by an ulp.
+    """
+    first = Lerp(start, key="start")
+    return lambda tau, ops: _pick(ops, tau <= 0, first, form(tau, ops))
 
 
 def _restarts(phase: PhaseSpec, start: Mix, floor: Mix) -> Form:
@@ -237,7 +246,7 @@ def _polynomial(phase: PhaseSpec, start: Mix) -> Form:
     floor, power, length = level_arg(phase, "to"), number_arg(phase, "power"), length_arg(phase)
     if length == 0:
         return lambda tau, ops: Lerp(floor)
-    return lambda tau, ops: Lerp(floor, start, floor, (1.0 - tau / length) ** power)
+    return _from_start(start, lambda tau, ops: Lerp(floor, start, floor, (1.0 - tau / length) ** power))
 
 
 def _inverse_sqrt(phase: PhaseSpec, start: Mix) -> Form:

@@ -225,3 +225,246 @@ def test_plateau_equals_reducelronplateau(bases, a, metrics):
         return L.ReduceLROnPlateau(o, a["mode"], a["factor"], a["patience"], a["threshold"], a["threshold_mode"],
                                    a["cooldown"], min_lr, a["eps"])
     side_by_side(make, [program(("plateau", None, args))], bases, len(metrics), metrics=metrics)
+
+
+# --- resuming ----------------------------------------------------------------------------------
+
+GROUP_BASES = [1e-3, 0.02, 0.5]
+RESUMED = {
+    "every kind of boundary": ("sgd", [
+        program(("warmup", 5, {}),
+                ("cosine", 21, {"every": 3.0, "mult": 2.0, "decay": Level(0.5, True), "to": Level(0.05, True)}),
+                ("step", 12, {"every": 5.0, "gamma": Level(0.5, True)}),
+                ("exponential", None, {"gamma": Level(0.9, True)})),
+        program(("linear", 8, {"from": Level(0.0, False), "to": Level(0.1, False)}),
+                ("cosine", 20, {"to": Level(0.01, False)}), hyper="weight_decay")]),
+    "onecycle with momentum": ("sgd", [
+        program(("constant", 4, {"value": Level(0.1, True)}),
+                ("onecycle", 30, {"three_phase": True, "anneal": "linear"}), ("polynomial", 10, {}))]),
+    "beta2 and a plateau": ("adam", [
+        program(("warmup", 4, {}), ("plateau", None, {"factor": Level(0.5, True), "patience": 1, "cooldown": 1,
+                                                      "floor": Level(0.1, True)})),
+        program(("linear", 10, {"from": Level(0.9, False), "to": Level(0.99, False)}), hyper="beta2")]),
+}
+METRIC_STREAM = [1.0, 0.9, 0.9, 0.9, 0.8, 0.8, 0.8, 0.8, 0.8, 0.7] * 5
+STEPS = 50
+
+
+def snapshot(optimizer) -> list:
+    """Every scheduled value of every group, as a comparable list."""
+    return [(g["lr"], g.get("weight_decay"), g.get("momentum"), tuple(g.get("betas", ()))) for g in optimizer.param_groups]
+
+
+def run(kind, programs, start=0, state=None, stop=STEPS):
+    """Step a fresh scheduler from ``start`` to ``stop`` (loading ``state`` first); values at each t, last state."""
+    optimizer = make_optimizer(GROUP_BASES, kind)
+    scheduler = SpecScheduler(optimizer, programs)
+    if state is not None:
+        scheduler.load_state_dict(state)
+    seen = []
+    for t in range(start, stop):
+        seen.append(snapshot(optimizer))
+        optimizer.step()
+        scheduler.step(METRIC_STREAM[t] if scheduler.needs_metric else None)
+    seen.append(snapshot(optimizer))
+    return seen, scheduler.state_dict()
+
+
+def stops(programs) -> list[int]:
+    """Before, at and after every phase boundary (and every restart of the first program)."""
+    from specopt.curves import Curve
+
+    marks = {b for p in programs for b in Curve(p).boundaries} | {5 + 3, 5 + 9}
+    return sorted({int(b) + d for b in marks for d in (-1, 0, 1)} & set(range(1, STEPS)))
+
+
+@pytest.mark.parametrize("name", sorted(RESUMED))
+def test_a_resumed_scheduler_continues_exactly(name):
+    kind, programs = RESUMED[name]
+    whole, _ = run(kind, programs)
+    for stop in stops(programs):
+        before, state = run(kind, programs, stop=stop)
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        buffer.seek(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            after, _ = run(kind, programs, start=stop, state=torch.load(buffer))
+        assert before[:-1] + after == whole, f"stopped at {stop}"
+
+
+def test_resuming_under_a_changed_schedule_warns_and_continues_at_the_same_time():
+    old = [program(("warmup", 10, {}), ("cosine", 90, {}))]
+    new = [program(("warmup", 10, {}), ("cosine", 190, {"to": Level(0.1, True)}))]
+    _, state = run("sgd", old, stop=30)
+    optimizer = make_optimizer(GROUP_BASES)
+    scheduler = SpecScheduler(optimizer, new)
+    with pytest.warns(UserWarning, match="the schedule changed since this state was saved: continuing at step 30"):
+        scheduler.load_state_dict(state)
+    from specopt.curves import Curve
+
+    expected = Curve(new[0]).values(30, GROUP_BASES)
+    assert scheduler.last_epoch == 30 and [g["lr"] for g in optimizer.param_groups] == expected
+    assert scheduler.get_last_lr() == expected
+
+
+def test_a_state_that_is_not_ours_is_refused():
+    scheduler = SpecScheduler(make_optimizer(GROUP_BASES), [program(("warmup", 10, {}))])
+    with pytest.raises(ValueError, match="not a SpecScheduler state"):
+        scheduler.load_state_dict(L.StepLR(make_optimizer(GROUP_BASES), 3).state_dict())
+
+
+def test_the_plateau_state_travels_with_the_checkpoint():
+    programs = RESUMED["beta2 and a plateau"][1]
+    _, state = run("adam", programs, stop=20)
+    assert state["plateau"]["lr"]["reductions"] > 0
+    fresh = SpecScheduler(make_optimizer(GROUP_BASES, "adam"), programs)
+    fresh.load_state_dict(copy.deepcopy(state))
+    assert fresh.state_dict() == state
+
+
+# --- behaving as a torch scheduler ---------------------------------------------------------------
+
+def test_it_is_an_lrscheduler_with_torchs_bookkeeping():
+    optimizer = make_optimizer(GROUP_BASES)
+    scheduler = SpecScheduler(optimizer, [program(("warmup", 4, {"from": Level(0.5, True)}))])
+    assert isinstance(scheduler, L.LRScheduler)
+    assert scheduler.last_epoch == 0 and scheduler._step_count == 1
+    assert scheduler.get_last_lr() == [b / 2 for b in GROUP_BASES] == [g["lr"] for g in optimizer.param_groups]
+    assert [g["initial_lr"] for g in optimizer.param_groups] == GROUP_BASES
+    with pytest.warns(UserWarning, match=r"Detected call of `lr_scheduler.step\(\)` before `optimizer.step\(\)`"):
+        scheduler.step()
+    optimizer.step()
+    scheduler.step()
+    assert scheduler.last_epoch == 2 and scheduler.get_last_lr() == [b * 0.75 for b in GROUP_BASES]
+    assert scheduler.get_lr() == scheduler.get_last_lr()
+
+
+def test_a_second_scheduler_on_the_same_optimizer_keeps_the_bases():
+    optimizer = make_optimizer(GROUP_BASES)
+    programs = [program(("warmup", 4, {}))]
+    SpecScheduler(optimizer, programs)
+    assert [g["lr"] for g in optimizer.param_groups] == [0.0] * 3
+    again = SpecScheduler(optimizer, programs)
+    assert again.bases["lr"] == GROUP_BASES and again.values_at(4)["lr"] == GROUP_BASES
+
+
+def test_other_hyperparameters_follow_their_programs_and_betas_keep_their_other_element():
+    optimizer = torch.optim.AdamW([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": b, "weight_decay": w}
+                                   for b, w in ((1e-3, 0.1), (1e-2, 0.0))], betas=(0.9, 0.95))
+    scheduler = SpecScheduler(optimizer, [
+        program(("cosine", 10, {"from": Level(0.04, False), "to": Level(0.4, False)}), hyper="weight_decay"),
+        program(("linear", 10, {"from": Level(0.85, False), "to": Level(0.95, False)}), hyper="beta1"),
+        program(("constant", None, {"value": Level(0.5, True)}), hyper="beta2")])
+    for _ in range(10):
+        optimizer.step()
+        scheduler.step()
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.4, 0.4]
+    assert [g["betas"] for g in optimizer.param_groups] == [(0.95, 0.475)] * 2
+    assert [g["lr"] for g in optimizer.param_groups] == [1e-3, 1e-2]  # no lr program: left alone
+    assert scheduler.values_at(0) == {"weight_decay": [0.04, 0.04], "beta1": [0.85, 0.85], "beta2": [0.475, 0.475]}
+
+
+def test_tensor_values_are_filled_in_place():
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([param], lr=torch.tensor(0.01), betas=(torch.tensor(0.9), torch.tensor(0.99)))
+    lr, beta1 = optimizer.param_groups[0]["lr"], optimizer.param_groups[0]["betas"][0]
+    scheduler = SpecScheduler(optimizer, [program(("warmup", 2, {})),
+                                          program(("linear", 2, {"to": Level(0.5, True)}), hyper="beta1")])
+    optimizer.step()
+    scheduler.step()
+    group = optimizer.param_groups[0]
+    assert group["lr"] is lr and float(lr) == pytest.approx(0.005) and group["betas"][0] is beta1
+    assert float(beta1) == pytest.approx(0.9 * 0.75)
+
+
+@pytest.mark.parametrize("make, programs, words", [
+    (lambda: make_optimizer([1.0]), [program(("warmup", 2, {})), program(("cosine", 2, {}))],
+     "more than one schedule for lr"),
+    (lambda: make_optimizer([1.0], "adam"), [program(("warmup", 2, {}), hyper="momentum")],
+     "param group 0: this optimizer has no option 'momentum'"),
+    (lambda: make_optimizer([1.0]), [program(("warmup", 2, {}), hyper="beta1")], "beta1 is an element of betas"),
+    (lambda: torch.optim.Adagrad([torch.nn.Parameter(torch.zeros(1))]), [program(("onecycle", 10, {}))],
+     "onecycle moves momentum or beta1 .cycle_momentum., but the optimizer has neither; write cycle_momentum false"),
+    (lambda: make_optimizer([1.0]), [program(("onecycle", 10, {})), program(("warmup", 2, {}), hyper="momentum")],
+     "another schedule sets momentum"),
+])
+def test_programs_that_cannot_run_on_the_optimizer_are_refused(make, programs, words):
+    with pytest.raises(ValueError, match=words):
+        SpecScheduler(make(), programs)
+
+
+def test_onecycle_without_cycle_momentum_runs_on_any_optimizer():
+    optimizer = torch.optim.Adagrad([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    scheduler = SpecScheduler(optimizer, [program(("onecycle", 10, {"cycle_momentum": False}))])
+    assert scheduler.get_last_lr() == [pytest.approx(0.1 / 25)]
+
+
+def test_metrics_count_only_while_the_plateau_runs():
+    optimizer = make_optimizer([1.0])
+    scheduler = SpecScheduler(optimizer, [program(("warmup", 3, {"from": Level(0.5, True)}),
+                                                  ("plateau", None, {"patience": 0, "factor": Level(0.5, True)}))])
+    assert scheduler.needs_metric and scheduler.monitor == "val_loss"
+    for metric in (5.0, 5.0, 5.0):  # during the warmup: ignored
+        optimizer.step()
+        scheduler.step(metric)
+    assert optimizer.param_groups[0]["lr"] == 1.0
+    for metric in (5.0, 5.0, None, 5.0):
+        optimizer.step()
+        scheduler.step(metric)
+    assert optimizer.param_groups[0]["lr"] == 0.25 and scheduler.last_epoch == 7
+
+
+def test_a_metric_without_a_plateau_warns_once():
+    optimizer = make_optimizer([1.0])
+    scheduler = SpecScheduler(optimizer, [program(("warmup", 3, {}))])
+    optimizer.step()
+    with pytest.warns(UserWarning, match="no plateau phase: the metric passed to step\\(\\) is ignored"):
+        scheduler.step(1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        optimizer.step()
+        scheduler.step(1.0)
+
+
+def _lightning():
+    try:
+        import lightning.pytorch as pl
+    except Exception as exc:  # noqa: BLE001 - a broken install (torchvision for another torch) is as good as none
+        pytest.skip(f"lightning cannot be imported here: {type(exc).__name__}: {exc}")
+    return pl
+
+
+def test_lightning_steps_the_schedule_and_feeds_the_plateau(tmp_path):
+    pl = _lightning()
+    seen = []
+    programs = [program(("warmup", 2, {}), ("cosine", 2, {})), program(("plateau", None, {
+        "patience": 0, "factor": Level(0.5, True), "monitor": "loss"}), hyper="weight_decay")]
+
+    class Module(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.layer = torch.nn.Linear(2, 1)
+
+        def training_step(self, batch, index):
+            group = self.trainer.optimizers[0].param_groups[0]
+            if index == 0:
+                seen.append((group["lr"], group["weight_decay"]))
+            self.log("loss", 1.0, on_step=False, on_epoch=True)
+            return self.layer(batch).sum()
+
+        def configure_optimizers(self):
+            optimizer = torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9, weight_decay=0.01)
+            scheduler = SpecScheduler(optimizer, programs, unit="epoch")
+            return {"optimizer": optimizer, "lr_scheduler": {
+                "scheduler": scheduler, "interval": "epoch", "reduce_on_plateau": scheduler.needs_metric,
+                "monitor": scheduler.monitor}}
+
+    loader = torch.utils.data.DataLoader(torch.randn(4, 2), batch_size=2)
+    trainer = pl.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, accelerator="cpu", default_root_dir=tmp_path)
+    trainer.fit(Module(), loader)
+    from specopt.curves import Curve
+
+    lrs = [Curve(programs[0]).values(t, [0.1])[0] for t in range(4)]
+    assert seen == list(zip(lrs, [0.01, 0.01, 0.005, 0.0025]))
