@@ -171,7 +171,7 @@ def _to(default: Level | None, words: str = "the value at the end of the phase")
 SCHEDULE_KINDS: dict[str, ScheduleKind] = {k.name: k for k in (
     ScheduleKind("constant", "Hold a value: where the previous phase ended, or the factor given.",
                  "v(t) = start", "schedule warmup 2000 steps then constant 80% then linear to 0",
-                 (ArgInfo("value", "factor", "the value to hold, relative to the base"),),
+                 (ArgInfo("value", "factor", "the value to hold, relative to the base", None, ">=0"),),
                  positional="value", needs_length=False, torch="ConstantLR"),
     ScheduleKind("linear", "Move in a straight line from one value to another.",
                  "v(t) = from + (to - from) * t / T", "schedule linear 500 steps from x0.01",

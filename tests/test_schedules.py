@@ -8,7 +8,9 @@ previews is compared with the scalar one the scheduler uses.
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import re
 import time
 
 import numpy as np
@@ -17,6 +19,7 @@ import torch
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from conftest import ROOT
 from processes import run_code
 from specopt.curves import CLOSED_FORMS, Curve, boundaries, cycle, phase_levels, value_at, values
 from specopt.registry import KNOWN_BOUNDS, check_bounds
@@ -338,3 +341,39 @@ def test_a_million_step_preview_takes_under_a_second():
         best = min(best, time.perf_counter() - start)
     assert out.shape == ts.shape and close(float(out[-1]), 1e-4)
     assert best < 1.0, f"{best:.3f} s"
+
+
+# --- the documentation ---------------------------------------------------------------------------
+
+DOCS = ROOT / "docs" / "schedules.md"
+
+
+def _sections() -> dict[str, str]:
+    """The kind sections of docs/schedules.md: heading name -> its text."""
+    parts = re.split(r"^## ", DOCS.read_text(encoding="utf-8"), flags=re.M)
+    return {p.split("\n", 1)[0].strip(): p for p in parts[1:]}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULE_KINDS))
+def test_every_kind_is_documented_with_its_arguments_and_picture(name):
+    section = _sections().get(name)
+    assert section is not None, f"docs/schedules.md has no section '## {name}'"
+    kind = SCHEDULE_KINDS[name]
+    assert kind.summary in " ".join(section.split()) and "Formula:" in section and "torch:" in section
+    missing = [a.name for a in kind.args if f"| `{a.name}` |" not in section]
+    assert not missing, f"arguments of {name} missing from its table: {missing}"
+    assert f"](schedules/{name}.png)" in section
+    picture = ROOT / "docs" / "schedules" / f"{name}.png"
+    assert picture.read_bytes().startswith(b"\x89PNG\r\n\x1a\n"), f"{picture} is missing or not a PNG"
+
+
+def test_the_picture_script_draws_every_kind():
+    spec = importlib.util.spec_from_file_location("make_schedule_pictures", ROOT / "docs" / "make_schedule_pictures.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert set(script.EXAMPLES) | {"plateau"} >= set(SCHEDULE_KINDS)
+    for name, (text, prog) in script.EXAMPLES.items():
+        Curve(prog)
+        assert text.startswith("schedule ") and prog.phases[0].kind in text
+    linked = set(re.findall(r"\]\(schedules/(\w+)\.png\)", DOCS.read_text(encoding="utf-8")))
+    assert linked == set(script.EXAMPLES) | {"plateau"}
