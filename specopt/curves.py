@@ -61,18 +61,24 @@ class _ArrayOps:
     """The ops namespace over arrays of times, from an array namespace (numpy, torch, ...)."""
 
     def __init__(self, xp: Any, like: Any):
-        self.xp, self.zero = xp, like * 0.0
+        self.xp, self.like, self._zero = xp, like, None
         self.cos, self.log, self.sqrt, self.floor = xp.cos, xp.log, xp.sqrt, xp.floor
 
     def where(self, cond: Any, x: Any, y: Any) -> Any:
-        return self.xp.where(cond, self.full(x), self.full(y))
+        if isinstance(x, (int, float)) and isinstance(y, (int, float)):
+            x = self.full(x)  # one array fixes the dtype (torch would make two numbers float32)
+        return self.xp.where(cond, x, y)
 
     def clip(self, x: Any, lo: float, hi: float | None) -> Any:
         return self.xp.clip(x, lo, hi)
 
     def full(self, x: Any) -> Any:
         """``x`` as an array shaped like the times (a float becomes a constant array of their dtype)."""
-        return self.zero + x if isinstance(x, (int, float)) else x
+        if not isinstance(x, (int, float)):
+            return x
+        if self._zero is None:
+            self._zero = self.like * 0.0
+        return self._zero + x
 
 
 def array_ops(xp: Any, like: Any) -> _ArrayOps:
@@ -146,7 +152,7 @@ def _pick(ops: Any, cond: Any, yes: Lerp, no: Lerp) -> Lerp:
     if ops is SCALAR:
         return yes if cond else no
     a, b = yes.mix(), no.mix()
-    return Lerp(Mix(ops.where(cond, a.absolute, b.absolute), ops.where(cond, a.relative, b.relative)))
+    return Lerp(Mix(_where(ops, cond, a.absolute, b.absolute), _where(ops, cond, a.relative, b.relative)))
 
 
 def _constant(phase: PhaseSpec, start: Mix) -> Form:
@@ -409,13 +415,19 @@ class Curve:
         out = None
         for begin, length, form in zip(self.starts, self.lengths, self.forms):
             value = form(ops.clip(ts - begin, 0.0, length), ops).mix()
-            value = Mix(ops.full(value.absolute), ops.full(value.relative))
             if out is not None:
                 later = ts >= begin
-                value = Mix(xp.where(later, value.absolute, out.absolute),
-                            xp.where(later, value.relative, out.relative))
+                value = Mix(_where(ops, later, value.absolute, out.absolute),
+                            _where(ops, later, value.relative, out.relative))
             out = value
-        return out
+        return Mix(ops.full(out.absolute), ops.full(out.relative))
+
+
+def _where(ops: Any, cond: Any, x: Any, y: Any) -> Any:
+    """``x`` where ``cond``, else ``y``; two equal plain numbers stay a number (no array operation)."""
+    if isinstance(x, (int, float)) and isinstance(y, (int, float)) and x == y:
+        return x
+    return ops.where(cond, x, y)
 
 
 def _check_phases(program: Program) -> None:

@@ -76,6 +76,28 @@ X0 = Level(0.0, True)
 X1 = Level(1.0, True)
 
 
+# A part of a Mix that is a plain zero stays a plain zero through arithmetic, so an array of
+# times costs no array operations for the part a schedule does not use (levels are finite).
+def _zero(x: Any) -> bool:
+    return (x.__class__ is float or x.__class__ is int) and x == 0
+
+
+def _add(x: Any, y: Any) -> Any:
+    return y if _zero(x) else x if _zero(y) else x + y
+
+
+def _sub(x: Any, y: Any) -> Any:
+    return x if _zero(y) else x - y
+
+
+def _mul(x: Any, k: Any) -> Any:
+    return 0.0 if _zero(x) else x * k
+
+
+def _div(x: Any, d: Any) -> Any:
+    return 0.0 if _zero(x) else x / d
+
+
 @dataclass(frozen=True, slots=True)
 class Mix:
     """A value as ``absolute + relative × base``: what a schedule's value is at any time.
@@ -97,7 +119,7 @@ class Mix:
 
     def of(self, base: float) -> Any:
         """This value for a param group whose base value is ``base``."""
-        return self.absolute + self.relative * base
+        return _add(self.absolute, _mul(self.relative, base))
 
     def level(self) -> Level | None:
         """This value as a :class:`Level` when one part is zero (relative wins when both are), else ``None``."""
@@ -108,16 +130,16 @@ class Mix:
         return None
 
     def __add__(self, other: "Mix") -> "Mix":
-        return Mix(self.absolute + other.absolute, self.relative + other.relative)
+        return Mix(_add(self.absolute, other.absolute), _add(self.relative, other.relative))
 
     def __sub__(self, other: "Mix") -> "Mix":
-        return Mix(self.absolute - other.absolute, self.relative - other.relative)
+        return Mix(_sub(self.absolute, other.absolute), _sub(self.relative, other.relative))
 
     def __mul__(self, k: Any) -> "Mix":
-        return Mix(self.absolute * k, self.relative * k)
+        return Mix(_mul(self.absolute, k), _mul(self.relative, k))
 
     def __truediv__(self, k: Any) -> "Mix":
-        return Mix(self.absolute / k, self.relative / k)
+        return Mix(_div(self.absolute, k), _div(self.relative, k))
 
     def __str__(self) -> str:
         level = self.level()
