@@ -150,11 +150,12 @@ def test_constant_then_constant_x1_equals_constantlr(bases, factor, length):
                           ("constant", None, {"value": X1}))], bases, length + 5)
 
 
-def _second(kind: str, length: int, value: float):
-    """A torch scheduler and our phase for the part after a linear warmup."""
+def _second(kind: str, length: int, value: float, smallest: float):
+    """A torch scheduler and our phase for the part after a linear warmup (``value`` in [0, 1])."""
     if kind == "cosine":
-        return (lambda o: L.CosineAnnealingLR(o, length, eta_min=value),
-                ("cosine", length, {"to": Level(value, False)}))
+        floor = 10 * value * smallest  # within 10x the smallest base: see the module's docstring
+        return (lambda o: L.CosineAnnealingLR(o, length, eta_min=floor),
+                ("cosine", length, {"to": Level(floor, False)}))
     if kind == "polynomial":
         return lambda o: L.PolynomialLR(o, length, 1 + value), ("polynomial", length, {"power": 1 + value})
     if kind == "step":
@@ -166,8 +167,9 @@ def _second(kind: str, length: int, value: float):
 @given(BASES, st.floats(0.01, 1.0), st.integers(1, 100), st.sampled_from(["cosine", "polynomial", "step",
                                                                           "exponential"]),
        st.integers(1, 200), st.floats(0.0, 1.0))
+@example([1e-6], 1.0, 1, "cosine", 1, 1.0)  # torch's closed form at the milestone, eta_min above the base
 def test_linear_then_another_equals_sequentiallr(bases, start, warm, kind, length, value):
-    make_second, phase = _second(kind, length, value)
+    make_second, phase = _second(kind, length, value, min(bases))
 
     def make(o):
         first = L.LinearLR(o, start, 1.0, warm)
