@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import bisect
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
-from .schedules import (SCHEDULE_KINDS, X1, Mix, PhaseSpec, Program, argument, cycled_hyper, length_arg,
-                        level_arg, number_arg)
+from .schedules import (SCHEDULE_KINDS, X1, ZERO, Divided, Lerp, Mix, PhaseSpec, Program, argument, as_mix,
+                        cycled_hyper, length_arg, level_arg, number_arg)
 
 Form = Callable[[Any, Any], "Lerp"]
 """A prepared phase: ``form(tau, ops)`` is its value (a :class:`Lerp`) ``tau`` units after it started."""
@@ -87,65 +86,6 @@ def array_ops(xp: Any, like: Any) -> _ArrayOps:
 
 
 # --- the closed forms ------------------------------------------------------------------------
-
-ZERO = Mix(0.0, 0.0)
-
-
-@dataclass(frozen=True, slots=True)
-class Lerp:
-    """A phase's value at one time: ``p + (hi - lo) * s``.
-
-    ``p``, ``hi`` and ``lo`` are levels (:class:`Mix`, or :class:`Divided`);
-    within one phase, equal ``key`` values mean equal levels, so a group's
-    constants can be kept while the key stays the same. ``s`` is the shape,
-    shared by every group. A group evaluates its levels with its own base first, then the
-    expression, which is the order torch's closed forms compute in: cosine is
-    ``eta_min + (base - eta_min) * s``, so the values agree bit for bit, even
-    where that expression loses digits. :meth:`mix` gives the same value as one
-    :class:`Mix` for every group (to rounding), for previews.
-    """
-
-    p: Any
-    hi: Any = ZERO
-    lo: Any = ZERO
-    s: Any = 0.0
-    key: Any = None
-
-    def mix(self) -> Mix:
-        """The value as one ``Mix`` for all groups."""
-        return _as_mix(self.p) + (_as_mix(self.hi) - _as_mix(self.lo)) * self.s
-
-    def constants(self, bases: Sequence[float]) -> list[tuple[float, float]]:
-        """Per group, ``(p, hi - lo)`` at its base: the value is then ``p + q * s``."""
-        p, hi, lo = self.p, self.hi, self.lo
-        return [(p.of(b), hi.of(b) - lo.of(b)) for b in bases]
-
-
-@dataclass(frozen=True, slots=True)
-class Divided:
-    """A level divided by numbers after it is taken at a group's base, as OneCycleLR divides ``max_lr``."""
-
-    level: Mix
-    divisors: tuple[float, ...]
-
-    def of(self, base: float) -> float:
-        """The value for a group whose base is ``base``: the level, then each division in turn."""
-        value = self.level.of(base)
-        for d in self.divisors:
-            value = value / d
-        return value
-
-    def mix(self) -> Mix:
-        """The same as one ``Mix`` (to rounding)."""
-        out = self.level
-        for d in self.divisors:
-            out = out / d
-        return out
-
-
-def _as_mix(level: Any) -> Mix:
-    return level if isinstance(level, Mix) else level.mix()
-
 
 def _pick(ops: Any, cond: Any, yes: Lerp, no: Lerp) -> Lerp:
     """``yes`` where ``cond`` holds, else ``no`` (elementwise over arrays of times)."""

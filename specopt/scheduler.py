@@ -40,6 +40,8 @@ class SpecScheduler(LRScheduler):
     def __init__(self, optimizer: torch.optim.Optimizer, programs: Sequence[Program], unit: str = "step"):
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
+        if unit not in ("step", "epoch"):
+            raise ValueError(f"unit must be 'step' or 'epoch', not {unit!r}")
         self.programs = tuple(programs)
         self.unit = unit
         self.curves: list[Curve] = curves_for(self.programs, optimizer.defaults)

@@ -146,6 +146,66 @@ class Mix:
         return str(level) if level is not None else f"x{self.relative:g} + {self.absolute:g}"
 
 
+ZERO = Mix(0.0, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Lerp:
+    """A phase's value at one time: ``p + (hi - lo) * s``.
+
+    ``p``, ``hi`` and ``lo`` are levels (:class:`Mix`, or :class:`Divided`);
+    within one phase, equal ``key`` values mean equal levels, so a group's
+    constants can be kept while the key stays the same. ``s`` is the shape,
+    shared by every group. A group evaluates its levels with its own base first, then the
+    expression, which is the order torch's closed forms compute in: cosine is
+    ``eta_min + (base - eta_min) * s``, so the values agree bit for bit, even
+    where that expression loses digits. :meth:`mix` gives the same value as one
+    :class:`Mix` for every group (to rounding), for previews.
+    """
+
+    p: Any
+    hi: Any = ZERO
+    lo: Any = ZERO
+    s: Any = 0.0
+    key: Any = None
+
+    def mix(self) -> Mix:
+        """The value as one ``Mix`` for all groups."""
+        return as_mix(self.p) + (as_mix(self.hi) - as_mix(self.lo)) * self.s
+
+    def constants(self, bases: Sequence[float]) -> list[tuple[float, float]]:
+        """Per group, ``(p, hi - lo)`` at its base: the value is then ``p + q * s``."""
+        p, hi, lo = self.p, self.hi, self.lo
+        return [(p.of(b), hi.of(b) - lo.of(b)) for b in bases]
+
+
+@dataclass(frozen=True, slots=True)
+class Divided:
+    """A level divided by numbers after it is taken at a group's base, as OneCycleLR divides ``max_lr``."""
+
+    level: Mix
+    divisors: tuple[float, ...]
+
+    def of(self, base: float) -> float:
+        """The value for a group whose base is ``base``: the level, then each division in turn."""
+        value = self.level.of(base)
+        for d in self.divisors:
+            value = value / d
+        return value
+
+    def mix(self) -> Mix:
+        """The same as one ``Mix`` (to rounding)."""
+        out = self.level
+        for d in self.divisors:
+            out = out / d
+        return out
+
+
+def as_mix(level: Any) -> Mix:
+    """A level as a :class:`Mix` (a :class:`Divided` is divided out)."""
+    return level if isinstance(level, Mix) else level.mix()
+
+
 @dataclass(frozen=True)
 class ScheduleKind:
     """A phase kind: its name, arguments, how long it runs, and what it equals in torch.

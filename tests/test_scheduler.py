@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import copy
 import io
-import math
 import warnings
 
 import pytest
 import torch
-from hypothesis import example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from torch.optim import lr_scheduler as L
 
@@ -470,3 +469,8 @@ def test_lightning_steps_the_schedule_and_feeds_the_plateau(tmp_path):
 
     lrs = [Curve(programs[0]).values(t, [0.1])[0] for t in range(4)]
     assert seen == list(zip(lrs, [0.01, 0.01, 0.005, 0.0025]))
+
+
+def test_the_unit_is_a_step_or_an_epoch():
+    with pytest.raises(ValueError, match="unit must be 'step' or 'epoch', not 'batch'"):
+        SpecScheduler(make_optimizer([1.0]), [], unit="batch")

@@ -216,6 +216,15 @@ def test_onecycle_peaks_at_pct_and_ends_at_peak_over_div_over_final_div():
     assert close(curve.at(99).of(1.0), 0.002) and curve.at(500) == curve.at(99) == curve.ends[0]
 
 
+def test_onecycle_momentum_holds_its_maximum_outside_the_cycle():
+    prog = program(("constant", 10, {}), ("onecycle", 100, {"base_momentum": 0.8, "max_momentum": 0.9}),
+                   ("polynomial", 10, {}))
+    momentum = Curve(prog, "momentum", "beta1")
+    assert momentum.hyper == "beta1" and momentum.boundaries == (0.0, 10.0, 110.0, 120.0)
+    assert [momentum.at(t) for t in (0, 9, 10, 109, 115, 500)] == [Mix(0.9, 0.0)] * 6
+    assert close(momentum.at(10 + 29).absolute, 0.8)
+
+
 # --- programs: continuity, holding, errors -----------------------------------------------------
 
 def test_phases_continue_where_the_previous_ended_unless_from_is_given():
