@@ -5,9 +5,13 @@ at time ``t`` (the number of ``scheduler.step()`` calls so far) comes straight
 from ``t`` by the closed form of the phase running then, never by replaying
 steps, so resuming, previewing and plotting agree with training exactly.
 
-Every closed form is linear in its levels, so a curve's value at ``t`` is one
-:class:`~specopt.schedules.Mix` (``absolute + relative × base``) shared by all
-param groups; a group's value is ``mix.of(base)``. The one exception is
+Every closed form is ``p + (hi - lo) × s``: levels (``x0.1`` of each group's
+base, or absolute) and a shape ``s`` shared by every param group. A form
+returns that as a :class:`~specopt.schedules.Lerp`; the scheduler takes each
+group's constants ``p`` and ``hi - lo`` once per phase and, per step, computes
+the shape once and one multiply-add per group. The same value for all groups at
+once is a :class:`~specopt.schedules.Mix` (``absolute + relative × base``),
+which gives phase ends, continuity and previews. The one exception is
 ``plateau``, whose reductions depend on the metrics the training loop passes:
 its curve holds the value the phase starts at, and :func:`plateau_value` applies
 a number of reductions to one group.

@@ -213,15 +213,17 @@ class _Plateau:
 
 
 def _bases(optimizer: torch.optim.Optimizer, hyper: str) -> list[float]:
-    """Each group's base value of ``hyper``, kept in the group as ``initial_<hyper>`` the first time."""
-    out = []
+    """Each group's base value of ``hyper``, kept in the group as ``initial_<hyper>`` the first time.
+
+    Every group is checked before any is changed.
+    """
+    current = []
     for k, group in enumerate(optimizer.param_groups):
         try:
-            value = hyper_value(group, hyper)
+            current.append(hyper_value(group, hyper))
         except ValueError as exc:
             raise ValueError(f"param group {k}: {exc}") from None
-        out.append(float(group.setdefault(f"initial_{hyper}", value)))
-    return out
+    return [float(g.setdefault(f"initial_{hyper}", v)) for g, v in zip(optimizer.param_groups, current)]
 
 
 def _write(group: dict[str, Any], hyper: str, value: float) -> None:
