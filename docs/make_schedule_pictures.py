@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     shown = {name: (spec, preview_programs([prog], GROUPS, "step", RUN)) for name, (spec, prog) in EXAMPLES.items()}
     shown["plateau"] = (PLATEAU, plateau_preview())
     for name, (spec, picture) in sorted(shown.items()):
-        figure = plot(picture, args.out / f"{name}.png", title=spec, width=5.0, height=1.9, dpi=72)
+        figure = plot(picture, title=spec, width=5.0, height=1.9)
         figure.axes[0].title.set_fontsize("small")
         figure.savefig(args.out / f"{name}.png", format="png", dpi=72)
         print(f"wrote {args.out / f'{name}.png'}")
