@@ -246,7 +246,7 @@ def _cycle_parts(phase: PhaseSpec, *parts: tuple[Any, Any]) -> Form:
     cos = argument(phase, "anneal") == "cos"
 
     def part(k, tau, ops):
-        (a, z), pct = parts[k], ((tau - begins[k]) / spans[k] if spans[k] else 1.0)
+        (a, z), pct = parts[k], ((tau - begins[k]) / spans[k] if spans[k] else tau * 0.0 + 1.0)
         if cos:
             return Lerp(z, a, z, (ops.cos(math.pi * pct) + 1) / 2, k)
         return Lerp(a, z, a, pct, k)
