@@ -23,8 +23,10 @@ it alone.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 # What an argument's value may be:
 #   level    x0.1 (relative to each group's base value) or a plain number (absolute)
@@ -76,6 +78,136 @@ X0 = Level(0.0, True)
 X1 = Level(1.0, True)
 
 
+# A part of a Mix that is a plain zero stays a plain zero through arithmetic, so an array of
+# times costs no array operations for the part a schedule does not use (levels are finite).
+def _zero(x: Any) -> bool:
+    return (x.__class__ is float or x.__class__ is int) and x == 0
+
+
+def _add(x: Any, y: Any) -> Any:
+    return y if _zero(x) else x if _zero(y) else x + y
+
+
+def _sub(x: Any, y: Any) -> Any:
+    return x if _zero(y) else x - y
+
+
+def _mul(x: Any, k: Any) -> Any:
+    return 0.0 if _zero(x) else x * k
+
+
+def _div(x: Any, d: Any) -> Any:
+    return 0.0 if _zero(x) else x / d
+
+
+@dataclass(frozen=True, slots=True)
+class Mix:
+    """A value as ``absolute + relative × base``: what a schedule's value is at any time.
+
+    Every closed form is linear in its levels, so the value of a curve at a
+    time is one ``Mix`` for all param groups, and each group's value is one
+    multiply-add with its own base. A level is a ``Mix`` with one part zero;
+    ``cosine from x1 to 1e-6`` stopped half-way is ``x0.5 + 5e-07``. The parts
+    may also be arrays (one value per time), for previews.
+    """
+
+    absolute: Any
+    relative: Any
+
+    @staticmethod
+    def of_level(level: Level) -> "Mix":
+        """The ``Mix`` a :class:`Level` stands for."""
+        return Mix(0.0, level.value) if level.relative else Mix(level.value, 0.0)
+
+    def of(self, base: float) -> Any:
+        """This value for a param group whose base value is ``base``."""
+        return _add(self.absolute, _mul(self.relative, base))
+
+    def level(self) -> Level | None:
+        """This value as a :class:`Level` when one part is zero (relative wins when both are), else ``None``."""
+        if self.absolute == 0:
+            return Level(float(self.relative), True)
+        if self.relative == 0:
+            return Level(float(self.absolute), False)
+        return None
+
+    def __add__(self, other: "Mix") -> "Mix":
+        return Mix(_add(self.absolute, other.absolute), _add(self.relative, other.relative))
+
+    def __sub__(self, other: "Mix") -> "Mix":
+        return Mix(_sub(self.absolute, other.absolute), _sub(self.relative, other.relative))
+
+    def __mul__(self, k: Any) -> "Mix":
+        return Mix(_mul(self.absolute, k), _mul(self.relative, k))
+
+    def __truediv__(self, k: Any) -> "Mix":
+        return Mix(_div(self.absolute, k), _div(self.relative, k))
+
+    def __str__(self) -> str:
+        level = self.level()
+        return str(level) if level is not None else f"x{self.relative:g} + {self.absolute:g}"
+
+
+ZERO = Mix(0.0, 0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Lerp:
+    """A phase's value at one time: ``p + (hi - lo) * s``.
+
+    ``p``, ``hi`` and ``lo`` are levels (:class:`Mix`, or :class:`Divided`);
+    within one phase, equal ``key`` values mean equal levels, so a group's
+    constants can be kept while the key stays the same. ``s`` is the shape,
+    shared by every group. A group evaluates its levels with its own base first, then the
+    expression, which is the order torch's closed forms compute in: cosine is
+    ``eta_min + (base - eta_min) * s``, so the values agree bit for bit, even
+    where that expression loses digits. :meth:`mix` gives the same value as one
+    :class:`Mix` for every group (to rounding), for previews.
+    """
+
+    p: Any
+    hi: Any = ZERO
+    lo: Any = ZERO
+    s: Any = 0.0
+    key: Any = None
+
+    def mix(self) -> Mix:
+        """The value as one ``Mix`` for all groups."""
+        return as_mix(self.p) + (as_mix(self.hi) - as_mix(self.lo)) * self.s
+
+    def constants(self, bases: Sequence[float]) -> list[tuple[float, float]]:
+        """Per group, ``(p, hi - lo)`` at its base: the value is then ``p + q * s``."""
+        p, hi, lo = self.p, self.hi, self.lo
+        return [(p.of(b), hi.of(b) - lo.of(b)) for b in bases]
+
+
+@dataclass(frozen=True, slots=True)
+class Divided:
+    """A level divided by numbers after it is taken at a group's base, as OneCycleLR divides ``max_lr``."""
+
+    level: Mix
+    divisors: tuple[float, ...]
+
+    def of(self, base: float) -> float:
+        """The value for a group whose base is ``base``: the level, then each division in turn."""
+        value = self.level.of(base)
+        for d in self.divisors:
+            value = value / d
+        return value
+
+    def mix(self) -> Mix:
+        """The same as one ``Mix`` (to rounding)."""
+        out = self.level
+        for d in self.divisors:
+            out = out / d
+        return out
+
+
+def as_mix(level: Any) -> Mix:
+    """A level as a :class:`Mix` (a :class:`Divided` is divided out)."""
+    return level if isinstance(level, Mix) else level.mix()
+
+
 @dataclass(frozen=True)
 class ScheduleKind:
     """A phase kind: its name, arguments, how long it runs, and what it equals in torch.
@@ -123,7 +255,7 @@ def _to(default: Level | None, words: str = "the value at the end of the phase")
 SCHEDULE_KINDS: dict[str, ScheduleKind] = {k.name: k for k in (
     ScheduleKind("constant", "Hold a value: where the previous phase ended, or the factor given.",
                  "v(t) = start", "schedule warmup 2000 steps then constant 80% then linear to 0",
-                 (ArgInfo("value", "factor", "the value to hold, relative to the base"),),
+                 (ArgInfo("value", "factor", "the value to hold, relative to the base", None, ">=0"),),
                  positional="value", needs_length=False, torch="ConstantLR"),
     ScheduleKind("linear", "Move in a straight line from one value to another.",
                  "v(t) = from + (to - from) * t / T", "schedule linear 500 steps from x0.01",
@@ -227,3 +359,83 @@ class Program:
 
     hyper: str
     phases: tuple[PhaseSpec, ...]
+
+
+# --- reading a phase's arguments and a group's values -------------------------------------
+
+def argument(phase: PhaseSpec, name: str) -> Any:
+    """The argument ``name`` of a phase: as given, else the table's default."""
+    if name in phase.args:
+        return phase.args[name]
+    return SCHEDULE_KINDS[phase.kind].arg(name).default
+
+
+def level_arg(phase: PhaseSpec, name: str) -> Mix | None:
+    """A level argument as a :class:`Mix` (``None`` when absent and without a default)."""
+    value = argument(phase, name)
+    if value is None or isinstance(value, Mix):
+        return value
+    if not isinstance(value, Level):
+        raise ValueError(f"{phase.kind}: '{name}' must be a Level (x0.1 or an absolute number), not {value!r}")
+    return Mix.of_level(value)
+
+
+def number_arg(phase: PhaseSpec, name: str, required: bool = True) -> float | None:
+    """A number or factor argument as a float (a factor's ``Level`` must be relative)."""
+    value = argument(phase, name)
+    if value is None:
+        if required:
+            raise ValueError(f"{phase.kind} needs '{name}'")
+        return None
+    if isinstance(value, Level):
+        if not value.relative:
+            raise ValueError(f"{phase.kind}: '{name}' is a factor, written x{value.value:g}, not {value}")
+        return value.value
+    return float(value)
+
+
+def length_arg(phase: PhaseSpec) -> float:
+    """A phase's length; raises ``ValueError`` for a phase without one."""
+    if phase.length is None:
+        raise ValueError(f"{phase.kind} needs a length: a ramp must know where it ends")
+    return phase.length
+
+
+def cycled_hyper(keys: Any) -> str | None:
+    """What a ``onecycle`` moves opposite to its value, given an optimizer's option names (as torch picks)."""
+    if "betas" in keys:
+        return "beta1"
+    return "momentum" if "momentum" in keys else None
+
+
+def hyper_value(group: Mapping[str, Any], hyper: str) -> float:
+    """A param group's value of a hyperparameter: an option, or ``beta1``/``beta2`` from ``betas``."""
+    if hyper in ("beta1", "beta2"):
+        if "betas" not in group:
+            raise ValueError(f"{hyper} is an element of betas, which this optimizer does not have")
+        return float(group["betas"][0 if hyper == "beta1" else 1])
+    if hyper not in group:
+        raise ValueError(f"this optimizer has no option {hyper!r} to schedule")
+    value = group[hyper]
+    if isinstance(value, bool) or not hasattr(value, "__float__"):
+        raise ValueError(f"{hyper} is {value!r}, not a number, so it cannot be scheduled")
+    return float(value)
+
+
+def fingerprint(programs: Sequence[Program]) -> str:
+    """A short digest of programs: equal for the same schedules, different when any phase or argument changes."""
+    text = json.dumps([_plain(p) for p in programs], sort_keys=True, default=_plain)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Program):
+        return {"hyper": value.hyper, "phases": [_plain(p) for p in value.phases]}
+    if isinstance(value, PhaseSpec):
+        return {"kind": value.kind, "start": value.start, "length": value.length,
+                "args": {k: _plain(v) for k, v in value.args.items()}}
+    if isinstance(value, Level):
+        return {"level": value.value, "relative": value.relative}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value

@@ -28,6 +28,9 @@ EXPECTED = {
     "bench_freeze": ["all trainable", "first half frozen by specopt", "freeze layers.{0,1}"],
     "bench_cli": ["python -c pass", 'python -c "import torch"', "specopt check", "target: specopt check"],
     "bench_meta": ["build the model on meta", "resolve (", "peak RSS:", "param groups"],
+    "bench_schedule": ["torch CosineAnnealingLR", "specopt cosine", "torch SequentialLR", "torch StepLR",
+                       "torch OneCycleLR", "specopt onecycle with momentum", "target: specopt step / torch step",
+                       "10,000-step preview", "preview, numpy", "preview, torch float64"],
 }
 
 
