@@ -20,6 +20,7 @@ from .diagnostics import Diagnostic, Source, SpecError
 from .implementation import choose_implementation
 from .plan import Plan
 from .resolve import Resolution, index_model, resolve
+from .scheduler import SpecScheduler
 from .timing import Timing, check_ranges, plan_timing, programs
 
 
@@ -124,14 +125,15 @@ def _same_value(a, b) -> bool:
 
 
 def _make_scheduler(plan: Plan, optimizer: torch.optim.Optimizer, progs, timing: Timing,
-                    source: Source | None):
+                    source: Source | None) -> SpecScheduler | None:
+    """The scheduler that runs every schedule of the plan, or ``None`` without one."""
     if not progs:
         return None
-    stmt = plan.schedule
-    if len(progs) == 1 and stmt is not None and stmt.kind == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=int(progs[0].phases[0].args["every"]),
-                                               gamma=stmt.gamma)
-    raise SpecError([Diagnostic("E404", "schedule statements are not built yet", plan.schedules[0].span)], source)
+    try:
+        return SpecScheduler(optimizer, progs, timing.unit)
+    except ValueError as exc:  # the plan's checks catch what they can see without the built groups
+        raise SpecError([Diagnostic("E219", f"the schedule cannot run on this optimizer: {exc}",
+                                    plan.schedules[0].span)], source) from None
 
 
 def _make_clipper(plan: Plan, optimizer: torch.optim.Optimizer) -> Clipper | None:

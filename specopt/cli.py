@@ -21,6 +21,7 @@ from .report import format_value
 from .data import YamlUnavailable
 from .spec import Spec, load
 
+MODEL_HELP = "module:Name, path/to/file.py:Name, or a factory call such as mod:make(3, width=64)"
 EXIT_SPEC_ERROR = 1
 EXIT_USAGE = 2
 
@@ -56,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     cmd = sub.add_parser("compile", help="compile a spec against a model and print the result")
     cmd.add_argument("spec", help="the .opt file")
     cmd.add_argument("--model", required=True, metavar="REF",
-                     help="module:Name, path/to/file.py:Name, or a factory call such as mod:make(3, width=64)")
+                     help=MODEL_HELP)
     cmd.add_argument("--json", action="store_true", help="print the per-parameter assignment as JSON")
     cmd.add_argument("--summary", action="store_true",
                      help="also print torchinfo's per-layer table of the model with the spec applied")
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     cmd = sub.add_parser("schema", help="print the JSON Schema of a plan, for .json and .yaml plan files")
     cmd.set_defaults(run=_schema)
     _add_fmt_and_diff(sub)
+    _plot_parser(sub)
     return parser
 
 
@@ -143,6 +145,12 @@ def _positive(text: str) -> int:
     return value
 
 
+def _plan_timing(spec, args):
+    from .timing import plan_timing
+
+    return plan_timing(spec.plan, **_timing(args))
+
+
 def _timing(args) -> dict:
     """The run's length and steps per epoch given on the command line, as compile() takes them."""
     return {"epochs": getattr(args, "epochs", None), "steps": getattr(args, "steps", None),
@@ -193,12 +201,14 @@ def _compile(args) -> int:
         compiled = spec.compile(model, **_timing(args))
         resolution, implementation = compiled.resolution, compiled.implementation.describe()
     table = _summary_table(args, model)
+    timing = _plan_timing(spec, args)
     if args.json:
-        print(json.dumps(assignment_json(resolution, spec.source), indent=2))
+        print(json.dumps(assignment_json(resolution, spec.source, timing), indent=2))
         return 0
     _print_diagnostics(resolution.warnings, spec.source, args)
     print(f"{args.spec} against {args.model}: {tensor_count(resolution.params)}\n")
-    print(text_report(resolution, describe_clip(resolution), describe_schedule(resolution), implementation))
+    schedule = describe_schedule(resolution, timing)
+    print(text_report(resolution, describe_clip(resolution), schedule, implementation))
     if table is not None:
         print("\n" + table)
     return 0
@@ -264,7 +274,7 @@ def _explain_parser(sub) -> None:
     cmd.add_argument("selector", nargs="?",
                      help="only the parameters this selector picks, e.g. 'convolution2*', '@*Norm*', 'ndim<2'")
     cmd.add_argument("--model", required=True, metavar="REF",
-                     help="module:Name, path/to/file.py:Name, or a factory call such as mod:make(3, width=64)")
+                     help=MODEL_HELP)
     cmd.add_argument("--json", action="store_true", help="print the explanation as JSON")
     _timing_options(cmd)
     _format_option(cmd)
@@ -328,6 +338,41 @@ def _list_extensions() -> None:
             print("  " + " " * 13 + " ".join(f"{o.name}={format_value(o.default)}" for o in ext.info.options))
 
 
+# --- plot ------------------------------------------------------------------------------------
+
+def _plot_parser(sub) -> None:
+    cmd = sub.add_parser("plot", help="draw every scheduled hyperparameter of every param group over the run "
+                         "into a PNG (needs matplotlib)")
+    cmd.add_argument("spec", help="the .opt file")
+    cmd.add_argument("--model", required=True, metavar="REF", help=MODEL_HELP)
+    cmd.add_argument("-o", "--output", required=True, metavar="FILE.png", help="where to write the picture")
+    _timing_options(cmd)
+    _format_option(cmd)
+    _import_option(cmd)
+    cmd.set_defaults(run=_plot)
+
+
+def _plot(args) -> int:
+    """Resolve the spec on the meta device (no weights needed) and draw its schedules."""
+    from .plot import plot
+    from .report import schedule_preview
+
+    spec, model = _load_with_model(args.spec, args.allow_import, args.model, meta=True)
+    if not spec.plan.schedules:
+        raise UsageError(f"{args.spec} has no schedule to plot")
+    timing = _plan_timing(spec, args)
+    view = schedule_preview(spec.resolve(model), timing, max_points=2000)
+    try:
+        plot(view, args.output, title=f"{args.spec} against {args.model}")
+    except ImportError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    print(f"wrote {args.output}: {', '.join(c.hyper for c in view.curves)} of {len(view.curves[0].groups)} "
+          f"param group(s) over {view.until:,g} {timing.unit}s")
+    return 0
+
+
 # --- fmt and diff ------------------------------------------------------------------------------
 
 def _add_fmt_and_diff(sub) -> None:
@@ -341,7 +386,7 @@ def _add_fmt_and_diff(sub) -> None:
     cmd.add_argument("a", help="the old .opt file")
     cmd.add_argument("b", help="the new .opt file")
     cmd.add_argument("--model", required=True, metavar="REF",
-                     help="module:Name, path/to/file.py:Name, or a factory call such as mod:make(3, width=64)")
+                     help=MODEL_HELP)
     cmd.add_argument("--json", action="store_true", help="print the comparison as JSON")
     _import_option(cmd)
     cmd.set_defaults(run=_diff)

@@ -172,6 +172,12 @@ _ENTRIES = (
              "clamp sparse gradients, so a clip statement cannot apply.",
              "optimizer sparse_adam\nclip l2 1",
              "Drop the clip statement, or train the embeddings with dense gradients and another optimizer."),
+    CodeInfo("E219", "schedule does not fit the optimizer",
+             "A onecycle phase moves momentum (or beta1) opposite to the learning rate, as torch's "
+             "OneCycleLR does, but the optimizer has neither momentum nor betas, or another schedule "
+             "sets that hyperparameter too.",
+             "optimizer adagrad\nschedule onecycle 1000 steps",
+             "Add cycle_momentum false to the onecycle phase, or drop the other schedule."),
     CodeInfo("E220", "import not allowed",
              "The optimizer is named by import path, and importing it would run code; that needs the "
              "caller's permission.",

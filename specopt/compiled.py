@@ -12,6 +12,7 @@ from .clip import Clipper
 from .diagnostics import Diagnostic, Source, SpecError
 from .implementation import Implementation
 from .resolve import Resolution
+from .scheduler import STATE_FORMAT as SCHEDULE_FORMAT
 from .timing import Timing
 
 STATE_FORMAT = "specopt.optimizer/1"
@@ -56,10 +57,17 @@ class Compiled:
         return render_text(explain(self, selector, model))
 
     def lightning(self) -> dict[str, Any]:
-        """The optimizer and scheduler in the form Lightning's ``configure_optimizers`` returns."""
+        """The optimizer and scheduler in the form Lightning's ``configure_optimizers`` returns.
+
+        The scheduler's ``interval`` is its unit (``step`` or ``epoch``); a schedule
+        that reduces on a plateau is stepped with the metric its ``monitor`` names.
+        """
         out: dict[str, Any] = {"optimizer": self.optimizer}
         if self.scheduler is not None:
-            out["lr_scheduler"] = {"scheduler": self.scheduler, "interval": self.schedule_unit, "frequency": 1}
+            config = {"scheduler": self.scheduler, "interval": self.schedule_unit, "frequency": 1}
+            if self.scheduler.needs_metric:
+                config.update(monitor=self.scheduler.monitor, reduce_on_plateau=True)
+            out["lr_scheduler"] = config
         return out
 
     def state_dict(self) -> dict[str, Any]:
@@ -127,19 +135,18 @@ class Compiled:
             "without loading the checkpoint")], self.source)
 
     def _resume_schedule(self, saved: dict[str, Any]) -> None:
-        """Continue the schedule where the checkpoint left it, under this spec's schedule settings.
+        """Continue the schedule where the checkpoint left it, under this spec's schedules.
 
-        Only the schedule's progress is restored; each group's learning rate is
-        then recomputed from this spec's base values, so a resumed run with the
-        same spec continues exactly, and a changed schedule applies from now on.
+        Each group's values are recomputed from this spec's base values at the
+        saved position, so a resumed run with the same spec continues exactly,
+        and a changed schedule applies from now on (with a warning). A
+        checkpoint from before the schedule language holds only a position.
         """
-        self.scheduler.last_epoch = saved["last_epoch"]
-        self.scheduler._step_count = saved.get("_step_count", saved["last_epoch"] + 1)
-        lrs = self.scheduler._get_closed_form_lr()
-        for group, lr in zip(self.optimizer.param_groups, lrs):
-            group["lr"] = lr
-        self.scheduler._last_lr = list(lrs)
-
+        if saved.get("format") != SCHEDULE_FORMAT:
+            saved = {"format": SCHEDULE_FORMAT, "last_epoch": saved["last_epoch"],
+                     "_step_count": saved.get("_step_count", saved["last_epoch"] + 1),
+                     "fingerprint": self.scheduler.state_dict()["fingerprint"], "plateau": {}}
+        self.scheduler.load_state_dict(saved)
 
 
 # --- checkpoints ----------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .report import describe_schedule, format_value, plural
+from .report import format_value, plural, schedule_summary
 from .resolve import ParamAssignment, Resolution
 from .spec import Spec
 
@@ -117,7 +117,7 @@ def _side(res: Resolution, name: str) -> Side:
     clip = res.plan.clip
     frozen = [p for p in res.params if p.frozen]
     return Side(name, res.optimizer.name, f"{clip.mode} {format_value(clip.max)}" if clip else None,
-                describe_schedule(res), len(res.groups), len(frozen), sum(p.info.numel for p in frozen))
+                schedule_summary(res.plan), len(res.groups), len(frozen), sum(p.info.numel for p in frozen))
 
 
 def _param_diff(pa: ParamAssignment, pb: ParamAssignment, a: Resolution, b: Resolution) -> ParamDiff:

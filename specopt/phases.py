@@ -22,7 +22,7 @@ from .diagnostics import Diagnostic, Span, SpecError, did_you_mean
 from .nodes import Length, Milestones, Node, Relative, show_value
 from .options import option_hint
 from .registry import OptimizerInfo, check_bounds
-from .schedules import SCHEDULE_KINDS, ArgInfo, ScheduleKind
+from .schedules import SCHEDULE_KINDS, ArgInfo, ScheduleKind, cycled_hyper
 from .statements import CheckContext, Parts, Statement
 
 ArgValue = Union[bool, int, float, str, Relative, Length, Milestones]
@@ -90,15 +90,26 @@ class ScheduleStatement(Statement):
     def unique_key(self) -> tuple[str, str]:
         return (f"schedule {self.hyper}", f"schedule for '{self.hyper}'")
 
+    @property
+    def text(self) -> str:
+        """The statement as a spec writes it (canonical spacing; values as parsed)."""
+        head = ["schedule"] + ([self.hyper] if self.hyper_span is not None or self.hyper != "lr" else [])
+        return " ".join(head) + " " + " then ".join(_phase_text(p) for p in self.phases)
+
     def check(self, ctx: CheckContext) -> list[Diagnostic]:
         diags = [d for phase in self.phases for d in _check_phase(phase)] + _check_order(self.phases)
-        return diags + (self.check_options(ctx.optimizer) if ctx.optimizer else [])
+        return diags + (self.check_options(ctx.optimizer, ctx.statements) if ctx.optimizer else [])
 
-    def check_options(self, info: OptimizerInfo) -> list[Diagnostic]:
-        if self.hyper in schedulable(info):
-            return []
-        return [Diagnostic("E204", f"{info.name} has no hyperparameter '{self.hyper}' to schedule",
-                           self.hyper_span or self.span, option_hint(self.hyper, schedulable(info), info.name))]
+    def check_options(self, info: OptimizerInfo, statements: tuple = ()) -> list[Diagnostic]:
+        if self.hyper not in schedulable(info):
+            return [Diagnostic("E204", f"{info.name} has no hyperparameter '{self.hyper}' to schedule",
+                               self.hyper_span or self.span, option_hint(self.hyper, schedulable(info), info.name))]
+        return [d for phase in self.phases for d in _check_cycle(phase, info, statements)]
+
+    @property
+    def cycles(self) -> bool:
+        """Whether a ``onecycle`` phase moves momentum (or beta1) opposite to this schedule's value."""
+        return any(_cycles(phase) for phase in self.phases)
 
     @classmethod
     def from_parse(cls, parts: Parts) -> "ScheduleStatement":
@@ -109,6 +120,23 @@ class ScheduleStatement(Statement):
             hyper, hyper_span = word.value, word.span
         phases = [_phase(chunk, parts.span) for chunk in _split_then(items, parts.span)]
         return cls(hyper=hyper, hyper_span=hyper_span, phases=tuple(phases), span=parts.span)
+
+
+def _phase_text(phase: Phase) -> str:
+    words = [phase.kind] + ([phase.length.text] if phase.length else [])
+    positional = phase.info.positional if phase.info else None
+    for arg in phase.args:
+        value = _arg_text(arg.value)
+        words += [value] if arg.name == positional and isinstance(arg.value, Relative) else [arg.name, value]
+    return " ".join(words)
+
+
+def _arg_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    return show_value(value) if not isinstance(value, float) else f"{value:g}"
 
 
 def schedulable(info: OptimizerInfo) -> list[str]:
@@ -258,6 +286,29 @@ def _check_length(length: Length | Milestones, span: Span | None) -> list[Diagno
         return [Diagnostic("E212", f"a share of the run is at most 100%, got {length.text}", span)]
     if isinstance(length, Milestones) and list(values) != sorted(set(values)):
         return [Diagnostic("E212", f"milestones must increase, got {length.text}", span)]
+    return []
+
+
+def _cycles(phase: Phase) -> bool:
+    if phase.kind != "onecycle":
+        return False
+    given = phase.arg("cycle_momentum")
+    return given.value is not False if given else bool(phase.info.arg("cycle_momentum").default)
+
+
+def _check_cycle(phase: Phase, info: OptimizerInfo, statements: tuple) -> list[Diagnostic]:
+    """E219 for a onecycle that would move momentum the optimizer lacks, or another schedule sets."""
+    if not _cycles(phase):
+        return []
+    moved = cycled_hyper([o.name for o in info.options])
+    if moved is None:
+        return [Diagnostic("E219", f"onecycle moves momentum opposite to the value, but {info.name} has "
+                           "neither momentum nor betas", phase.span, "add cycle_momentum false to the phase")]
+    clash = next((s for s in statements if getattr(s, "hyper", None) == moved and s.role == "schedule"), None)
+    if clash is not None:
+        return [Diagnostic("E219", f"onecycle moves {moved} opposite to the value, and another schedule "
+                           f"sets {moved} too", phase.span, f"add cycle_momentum false to the phase, or drop "
+                           f"the schedule for {moved}")]
     return []
 
 

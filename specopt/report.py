@@ -6,7 +6,9 @@ import math
 from typing import Any
 
 from .diagnostics import Source
+from .preview import Preview, preview_programs
 from .resolve import Origin, ParamAssignment, Resolution, Setting
+from .timing import Timing, plan_timing, programs
 
 NAMES_SHOWN = 8
 
@@ -47,7 +49,9 @@ def text_report(resolution: Resolution, clip: str | None, schedule: str | None,
     lines += [f"      {p.info.name}  (by {p.frozen_by.label})" for p in frozen[:NAMES_SHOWN]]
     if len(frozen) > NAMES_SHOWN:
         lines.append(f"      ... and {len(frozen) - NAMES_SHOWN} more")
-    lines += ["", f"clip       {clip or 'none'}", f"schedule   {schedule or 'none'}"]
+    lines += ["", f"clip       {clip or 'none'}"]
+    first, *rest = (schedule or "none").split("\n")
+    lines += [f"schedule   {first}"] + [f"           {line}" for line in rest]
     return "\n".join(lines)
 
 
@@ -83,19 +87,40 @@ def describe_clip(resolution: Resolution) -> str | None:
     return f"l{p} norm: total gradient norm scaled down to at most {stmt.max:g} before every step"
 
 
-def describe_schedule(resolution: Resolution) -> str | None:
-    """One line describing the LR schedule and how often to call ``scheduler.step()``."""
-    stmt = resolution.plan.schedule
-    if stmt is None:
+def describe_schedule(resolution: Resolution, timing: Timing | None = None) -> str | None:
+    """The schedules: how often to call ``scheduler.step()``, then a preview of every curve.
+
+    The preview gives, for each scheduled hyperparameter and param group, the
+    start, peak and end values and the phase boundaries (see :mod:`specopt.preview`).
+    """
+    plan = resolution.plan
+    if not plan.schedules:
         return None
-    unit = stmt.unit + ("s" if stmt.every != 1 else "")
-    return (f"StepLR: lr x{stmt.gamma:g} every {stmt.every} {unit}; "
-            f"call scheduler.step() once per {stmt.unit}")
+    timing = timing or plan_timing(plan)
+    view = schedule_preview(resolution, timing)
+    return f"call scheduler.step() once per {timing.unit}\n" + view.text().rstrip("\n")
 
 
-def assignment_json(resolution: Resolution, source: Source | None) -> dict[str, Any]:
-    """The resolved per-parameter assignment as JSON-ready data."""
+def schedule_preview(resolution: Resolution, timing: Timing, until: float | None = None,
+                     max_points: int = 1001) -> Preview:
+    """Every schedule of the resolution's plan over its param groups, up to ``until`` (the run by default)."""
+    groups = [{"name": g.name, **g.settings} for g in resolution.groups]
+    return preview_programs(programs(resolution.plan, timing), groups, timing.unit,
+                            until=until if until is not None else timing.run, max_points=max_points)
+
+
+def schedule_summary(plan) -> str | None:
+    """The spec's schedules in one line, as a spec writes them (``schedule warmup 5 epochs then ...``)."""
+    return "; ".join(stmt.text for stmt in plan.schedules) or None
+
+
+def assignment_json(resolution: Resolution, source: Source | None, timing: Timing | None = None) -> dict[str, Any]:
+    """The resolved per-parameter assignment as JSON-ready data, with the schedules' values."""
     info = resolution.optimizer
+    schedule = None
+    if resolution.plan.schedules:
+        timing = timing or plan_timing(resolution.plan)
+        schedule = schedule_preview(resolution, timing).data()
     return {
         "spec": source.name if source else None,
         "optimizer": {"name": info.name, "target": info.target,
@@ -104,6 +129,7 @@ def assignment_json(resolution: Resolution, source: Source | None) -> dict[str, 
                    for g in resolution.groups],
         "params": [_param(p, source) for p in resolution.params],
         "warnings": [d.to_json(source) for d in resolution.warnings],
+        "schedule": schedule,
     }
 
 

@@ -262,6 +262,12 @@ class StepStatement(Statement):
         """The hyperparameter this schedule moves: always the learning rate."""
         return "lr"
 
+    @property
+    def text(self) -> str:
+        """The statement as a spec writes it."""
+        unit = f" {self.unit}{'' if self.every == 1 else 's'}"
+        return f"step every {self.every}{unit} x{self.gamma:g}"
+
     def unique_key(self) -> tuple[str, str]:
         return ("schedule lr", "schedule for 'lr'")
 

@@ -121,7 +121,8 @@ def test_relative_values_scale_the_base(seed_model):
 
 def test_step_unit_steps(seed_model):
     compiled = specopt.parse("step every 100 steps x0.5").compile(seed_model)
-    assert compiled.schedule_unit == "step" and compiled.scheduler.step_size == 100
+    assert compiled.schedule_unit == "step"
+    assert compiled.scheduler.values_at(99)["lr"] == [1e-3] and compiled.scheduler.values_at(100)["lr"] == [5e-4]
 
 
 def test_implementation_flags_reach_torch(seed_model):

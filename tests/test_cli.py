@@ -23,7 +23,8 @@ def test_compile_prints_groups_frozen_clip_and_schedule():
     assert "param groups: 2" in out.stdout
     assert "[0] group@6:35  4 tensors, 3,488 elements" in out.stdout
     assert "frozen: 4 tensors, 808 elements" in out.stdout
-    assert "l2 norm" in out.stdout and "StepLR: lr x0.1 every 10 epochs" in out.stdout
+    assert "l2 norm" in out.stdout and "schedule   call scheduler.step() once per epoch" in out.stdout
+    assert "lr: step 0.." in out.stdout
 
 
 def test_design_card_verbatim_from_the_cli(tmp_path):
@@ -188,3 +189,36 @@ def test_every_error_of_a_file_is_reported_in_one_run(tmp_path):
     assert result.returncode == 1
     found = [(d["code"], d["line"]) for d in json.loads(result.stdout)]
     assert found == [("E204", 1), ("E301", 2), ("E100", 3)]
+
+
+def test_plot_writes_a_png_of_every_schedule(tmp_path):
+    out = tmp_path / "lr.png"
+    result = run_specopt("plot", "examples/dino_wd_ramp.opt", "--model", "examples/models.py:vit", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "lr, weight_decay of 2 param group(s) over 100 epochs" in result.stdout
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_without_a_schedule_is_a_usage_error(tmp_path):
+    result = run_specopt("plot", "examples/seed_v2.opt", "--model", MODEL, "-o", str(tmp_path / "x.png"))
+    assert result.returncode == 0  # seed_v2 has a step schedule
+    spec = tmp_path / "none.opt"
+    spec.write_text("clip l2 1\n")
+    result = run_specopt("plot", str(spec), "--model", MODEL, "-o", str(tmp_path / "y.png"))
+    assert result.returncode == 2 and "has no schedule to plot" in result.stderr
+
+
+def test_compile_json_carries_the_schedule_values():
+    result = run_specopt("compile", "examples/llm_pretrain.opt", "--model", "examples/models.py:gpt", "--json")
+    data = json.loads(result.stdout)
+    (curve,) = data["schedule"]["curves"]
+    assert curve["hyper"] == "lr" and [p["kind"] for p in curve["phases"]] == ["warmup", "constant", "linear"]
+
+
+def test_run_length_on_the_command_line(tmp_path):
+    spec = tmp_path / "s.opt"
+    spec.write_text("schedule warmup 5 epochs then cosine to x0.01\n")
+    missing = run_specopt("compile", str(spec), "--model", MODEL)
+    assert missing.returncode == 1 and "[E216]" in missing.stderr
+    given = run_specopt("compile", str(spec), "--model", MODEL, "--epochs", "90")
+    assert given.returncode == 0, given.stderr and "cosine 5..90" in given.stdout

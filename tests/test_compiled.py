@@ -72,8 +72,9 @@ def test_a_changed_schedule_applies_from_the_restored_step(seed_model):
         _step(seed_model, first)
         first.scheduler.step()
     again = specopt.parse("optimizer sgd lr=1.0; step every 4 x0.5").compile(seed_model)
-    again.load_state_dict(first.state_dict())
-    assert again.scheduler.step_size == 4 and again.scheduler.last_epoch == 4
+    with pytest.warns(UserWarning, match="the schedule changed since this state was saved: continuing at epoch 4"):
+        again.load_state_dict(first.state_dict())
+    assert again.scheduler.last_epoch == 4
     assert again.optimizer.param_groups[0]["lr"] == pytest.approx(0.5)
 
 

@@ -119,7 +119,7 @@ def test_text_report_groups_identical_changes_and_lists_spec_level_changes():
     text = render_text(d, MODEL)
     assert text.splitlines()[0] == f"a.opt -> b.opt against {MODEL}: 10 tensors, 4,466 elements"
     assert "clip       l2 20 -> value 1" in text
-    assert "schedule   none -> StepLR: lr x0.5 every 5 epochs" in text
+    assert "schedule   none -> step every 5 epochs x0.5" in text
     block = "\n".join([f"  {n}" for n in CONV1] + ["      frozen        yes -> no",
                                                   "      group         (frozen) -> default (10 tensors)"])
     assert block in text

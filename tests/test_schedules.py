@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import math
 import re
-import time
 
 import numpy as np
 import pytest
@@ -343,17 +342,14 @@ def test_each_phase_starts_where_the_previous_ended_unless_it_says_from(prog, ba
             assert curve.levels[k] == curve.ends[k - 1]
 
 
-def test_a_million_step_preview_takes_under_a_second():
+def test_a_million_step_preview_is_computed_as_arrays():
+    # how long it takes is benchmarks/bench_schedule.py's to say; here: that it is one array, and right
     prog = program(("linear", 2000, {"from": Level(0.01, True)}), ("constant", 80_000, {}),
                    ("cosine", 18_000, {"to": Level(0.1, True)}))
     ts = np.arange(0.0, 1_000_000.0)
-    best = math.inf
-    for _ in range(3):
-        start = time.perf_counter()
-        out = values(prog, 1e-3, ts, np)
-        best = min(best, time.perf_counter() - start)
+    out = values(prog, 1e-3, ts, np)
     assert out.shape == ts.shape and close(float(out[-1]), 1e-4)
-    assert best < 1.0, f"{best:.3f} s"
+    assert close(float(out[1000]), value_at(prog, 1e-3, 1000.0))
 
 
 # --- the documentation ---------------------------------------------------------------------------

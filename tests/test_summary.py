@@ -67,7 +67,7 @@ def test_missing_torchinfo_says_what_to_install(seed_model, monkeypatch):
 def test_cli_summary_after_the_compile_report():
     out = run("compile", "examples/seed.opt", "--model", MODEL, "--summary", "--input-size", "3,8,8")
     assert out.returncode == 0, out.stderr
-    report_end = out.stdout.index("schedule   StepLR")
+    report_end = out.stdout.index("schedule   call scheduler.step()")
     table = out.stdout.index("Layer (type:depth-idx)")
     assert report_end < table
     assert "Trainable params: 3,658" in out.stdout and "Non-trainable params: 808" in out.stdout
