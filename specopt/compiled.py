@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .clip import Clipper
 from .diagnostics import Source
 from .implementation import Implementation
+from .loop import TrainingLoop
 from .resolve import Resolution
+from .resume import load_training_state, training_state
 from .timing import Timing
+
+if TYPE_CHECKING:
+    from .driver import Driver
 
 STATE_FORMAT = "specopt.optimizer/1"
 
 
 @dataclass
-class Compiled:
+class Compiled(TrainingLoop):
     """A compiled spec: the torch optimizer, LR scheduler (or ``None``) and clipper (or ``None``).
 
     ``resolution`` is the report of the assignment: every parameter's frozen
     state and hyperparameters, each with the statement that set it.
     ``implementation`` says which optimizer implementation was chosen and why.
+    ``driver`` runs the training loop's mechanics (:class:`specopt.loop.TrainingLoop`),
+    and ``device`` is where the ``device`` statement moved the model (``None`` without one).
     """
 
     optimizer: torch.optim.Optimizer
@@ -32,6 +39,8 @@ class Compiled:
     source: Source | None = None
     implementation: "Implementation | None" = None
     timing: "Timing | None" = None
+    driver: "Driver | None" = None
+    device: "torch.device | None" = None
 
     @property
     def schedule_unit(self) -> str | None:
@@ -68,6 +77,8 @@ class Compiled:
                "state": {names[i]: s for i, s in raw["state"].items()}}
         if self.scheduler is not None:
             out["scheduler"] = self.scheduler.state_dict()
+        if self.driver is not None:
+            out["training"] = training_state(self.driver, self.resolution)
         return out
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
@@ -91,6 +102,8 @@ class Compiled:
         self.optimizer.load_state_dict({"state": restored, "param_groups": current["param_groups"]})
         if self.scheduler is not None and "scheduler" in state:
             self._resume_schedule(state["scheduler"])
+        if self.driver is not None and "training" in state:
+            load_training_state(self.driver, state["training"], self.resolution)
 
     def _resume_schedule(self, saved: dict[str, Any]) -> None:
         """Continue the schedule where the checkpoint left it, under this spec's schedule settings.
