@@ -7,6 +7,7 @@ from typing import Any
 
 from .diagnostics import Source
 from .resolve import Origin, ParamAssignment, Resolution, Setting
+from .timeline import Change, changes, switches_of
 
 NAMES_SHOWN = 8
 
@@ -27,8 +28,12 @@ def format_value(value: Any) -> str:
 
 
 def text_report(resolution: Resolution, clip: str | None, schedule: str | None,
-                implementation: str | None = None) -> str:
-    """The human-readable compile report: optimizer, param groups, frozen parameters, clip, schedule."""
+                implementation: str | None = None, extra: list[str] | None = None) -> str:
+    """The human-readable compile report: optimizer, param groups, frozen parameters, clip, schedule.
+
+    A parameter whose state changes at a point of the run says when; ``extra``
+    lines (see :mod:`specopt.report_training`) end the report.
+    """
     info = resolution.optimizer
     lines = [f"optimizer  {info.name} ({info.target})",
              "           " + _settings_line({k: s.value for k, s in resolution.base.items()})]
@@ -44,11 +49,24 @@ def text_report(resolution: Resolution, clip: str | None, schedule: str | None,
         lines += _names(group.params)
     frozen = [p for p in resolution.params if p.frozen]
     lines += ["", f"frozen: {tensor_count(frozen)}"]
-    lines += [f"      {p.info.name}  (by {p.frozen_by.label})" for p in frozen[:NAMES_SHOWN]]
+    lines += [f"      {p.info.name}  (by {p.frozen_by.label}{change_note(p, resolution)})"
+              for p in frozen[:NAMES_SHOWN]]
     if len(frozen) > NAMES_SHOWN:
         lines.append(f"      ... and {len(frozen) - NAMES_SHOWN} more")
     lines += ["", f"clip       {clip or 'none'}", f"schedule   {schedule or 'none'}"]
-    return "\n".join(lines)
+    return "\n".join(lines + (extra or []))
+
+
+def param_changes(p: ParamAssignment, resolution: Resolution) -> tuple[Change, ...]:
+    """The changes of one parameter's state over the run, in the order of their moments."""
+    if not any(o.kind in ("freeze", "unfreeze") for o in p.touched):
+        return ()
+    return changes(switches_of(p.touched, resolution.plan), p.info.requires_grad)
+
+
+def change_note(p: ParamAssignment, resolution: Resolution) -> str:
+    """``; trainable from epoch 3 (unfreeze@2:1)`` for a parameter whose state changes, else ``""``."""
+    return "".join(f"; {c.text}" for c in param_changes(p, resolution))
 
 
 def _settings_line(settings) -> str:
