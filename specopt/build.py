@@ -94,7 +94,7 @@ def build(resolution: Resolution, cls: type, source: Source | None = None,
     events = compile_events(plan, timing, source)
     _check_scaler(scaler)
     device = devices.target(plan, source)
-    undo = devices.move(resolution.model, device) if device is not None else None
+    undo = devices.move(resolution.model, device, plan.device.span, source) if device is not None else None
     try:
         optimizer, implementation = _make_optimizer(resolution, cls, source)
         scheduler = _make_scheduler(plan, optimizer, progs, timing, source)
@@ -117,9 +117,6 @@ def _check_scaler(scaler) -> None:
         return
     if not isinstance(scaler, torch.amp.GradScaler):
         raise TypeError(f"scaler must be a torch.amp.GradScaler, not {type(scaler).__name__}")
-    if scaler.is_enabled() and not scaler.get_backoff_factor() < 1:
-        raise ValueError("a GradScaler whose backoff_factor is not below 1 hides skipped steps from the "
-                         "step driver: keep torch's default of 0.5")
 
 
 def _make_ema(resolution: Resolution, source: Source | None) -> EMA | None:
@@ -136,7 +133,7 @@ def _make_ema(resolution: Resolution, source: Source | None) -> EMA | None:
 def _make_driver(resolution: Resolution, optimizer, scheduler, unit, scaler, events, ema) -> Driver:
     model = resolution.model
     unlock_all(model)
-    ramps = Ramps(optimizer.param_groups)
+    ramps = Ramps(optimizer)
     board = Switchboard(events, resolution, ramps)
     layers, _ = norm_layers(resolution.plan, model)
     return Driver([optimizer], scheduler, unit, resolution.plan.accumulate, scaler, board, ramps, layers,

@@ -58,22 +58,31 @@ def _exists(device: torch.device) -> bool:
     return device.index is None or device.index < torch.accelerator.device_count()
 
 
-def move(model: torch.nn.Module, device: torch.device) -> Callable[[], None]:
+def move(model: torch.nn.Module, device: torch.device, span=None,
+         source: Source | None = None) -> Callable[[], None]:
     """Move ``model``'s parameters and buffers to ``device``; return what moves them back.
 
-    Parameters keep their identity (their data is replaced), so a resolution
-    made before the move still names the same tensors.
+    Parameters must keep their identity (only their data is replaced, as
+    ``Module.to`` does between dense devices), so that a resolution made
+    before the move still names the tensors the optimizer gets; a move that
+    would replace them is undone and reported as E410.
     """
-    params = [(p, p.data) for p in model.parameters()]
+    params = [(m, name, p, p.data) for m in model.modules() for name, p in m._parameters.items() if p is not None]
     buffers = [(m, name, b) for m in model.modules() for name, b in m._buffers.items() if b is not None]
-    model.to(device)
 
     def undo() -> None:
         with torch.no_grad():
-            for p, data in params:
+            for m, name, p, data in params:
+                m._parameters[name] = p
                 p.data = data
             for m, name, b in buffers:
                 m._buffers[name] = b
+
+    model.to(device)
+    if any(m._parameters[name] is not p for m, name, p, _ in params):
+        undo()
+        raise SpecError([Diagnostic("E410", f"the model's parameters cannot be moved to {device} in place",
+                                    span, "devices here: " + ", ".join(available()))], source)
     return undo
 
 

@@ -13,8 +13,9 @@ advances step-unit schedules, updates the EMA, fires the events whose moment
 has come and sets the lr of ramping groups. Last it drops the gradients
 (``set_to_none``). A GradScaler skips a step whose gradients hold inf or nan;
 the driver sees that as the scale going down in ``update()``, as Accelerate
-does, which reads the scale on the host once per optimizer step (a device
-sync on an accelerator; nothing on the CPU).
+does (torch requires ``backoff_factor < 1 < growth_factor``, so the scale goes
+down exactly when a step is skipped). That reads the scale on the host once
+per optimizer step: a device sync on an accelerator, nothing on the CPU.
 
 ``end_epoch()`` steps on a partial accumulation left at the end of an epoch
 (its micro-batches were each divided by N), advances epoch-unit schedules and

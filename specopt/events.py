@@ -172,9 +172,14 @@ class Ramps:
     :meth:`apply` multiplies the ramp in.
     """
 
-    def __init__(self, param_groups: list[dict]):
-        self.param_groups = param_groups
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
         self.active: dict[int, Ramp] = {}
+
+    @property
+    def param_groups(self) -> list[dict]:
+        """The optimizer's param groups (looked up each time: loading a state dict replaces them)."""
+        return self.optimizer.param_groups
 
     def start(self, group: int, steps: int, length: float) -> None:
         """Start (or restart) group ``group``'s ramp after ``steps`` optimizer steps."""
