@@ -7,6 +7,7 @@ from typing import Any
 
 from .diagnostics import Source
 from .resolve import Origin, ParamAssignment, Resolution, Setting
+from .clauses import moment_text
 from .timeline import Change, changes, switches_of
 
 NAMES_SHOWN = 8
@@ -112,7 +113,7 @@ def describe_schedule(resolution: Resolution) -> str | None:
 
 
 def assignment_json(resolution: Resolution, source: Source | None) -> dict[str, Any]:
-    """The resolved per-parameter assignment as JSON-ready data."""
+    """The resolved per-parameter assignment as JSON-ready data; ``changes`` lists each parameter's ``at`` moments."""
     info = resolution.optimizer
     return {
         "spec": source.name if source else None,
@@ -120,16 +121,19 @@ def assignment_json(resolution: Resolution, source: Source | None) -> dict[str, 
                       "base": {k: _setting(s, source) for k, s in resolution.base.items()}},
         "groups": [{"name": g.name, "settings": jsonable(dict(g.settings)), "params": list(g.params)}
                    for g in resolution.groups],
-        "params": [_param(p, source) for p in resolution.params],
+        "params": [_param(p, source, resolution) for p in resolution.params],
         "warnings": [d.to_json(source) for d in resolution.warnings],
     }
 
 
-def _param(p: ParamAssignment, source: Source | None) -> dict[str, Any]:
+def _param(p: ParamAssignment, source: Source | None, resolution: Resolution) -> dict[str, Any]:
     return {
         "name": p.info.name, "aliases": list(p.info.aliases), "shape": list(p.info.shape),
         "numel": p.info.numel, "frozen": p.frozen, "frozen_by": _origin(p.frozen_by, source),
         "group": p.group, "settings": {k: _setting(s, source) for k, s in p.settings.items()},
+        "changes": [{"at": moment_text(c.moment), "trainable": c.trainable, "by": _origin(c.by, source),
+                     "warmup": c.warmup.text if c.warmup is not None and c.trainable else None}
+                    for c in param_changes(p, resolution)],
     }
 
 

@@ -28,6 +28,9 @@ EXPECTED = {
     "bench_freeze": ["all trainable", "first half frozen by specopt", "freeze layers.{0,1}"],
     "bench_cli": ["python -c pass", 'python -c "import torch"', "specopt check", "target: specopt check"],
     "bench_meta": ["build the model on meta", "resolve (", "peak RSS:", "param groups"],
+    "bench_train_step": ["hand-written loop", "compiled.train_step", "AveragedModel.update_parameters",
+                         "specopt ema update", "frozen by freeze", "waiting for unfreeze ... at",
+                         "target: train_step / hand-written loop, large", "target: backward waiting"],
 }
 
 

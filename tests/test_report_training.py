@@ -55,3 +55,14 @@ def test_diff_compares_when_parameters_become_trainable():
         in text
     assert ("over the run  trainable from step 30 (lr warmup 10 steps) -> trainable from epoch 2" in text)
     assert "over the run  trainable from 50% -> trainable from epoch 2" in text
+
+
+def test_the_json_assignment_lists_each_parameters_changes():
+    from specopt.report import assignment_json
+
+    compiled = specopt.compile(SPEC, make_net(), steps=100)
+    params = {p["name"]: p for p in assignment_json(compiled.resolution, compiled.source)["params"]}
+    [change] = params["backbone.block1.0.weight"]["changes"]
+    assert (change["at"], change["trainable"], change["warmup"], change["by"]["label"]) == (
+        "step 30", True, "10 steps", "unfreeze@2:1")
+    assert params["head.weight"]["changes"] == []
