@@ -110,6 +110,12 @@ class Switchboard:
         self.ramps = ramps
         self.fired: frozenset[int] = frozenset()
         self.entries: dict[tuple, _Entry] = {}
+        self._ramp_of = {e.index: e.ramp for e in events}
+        if events:
+            self._collect(resolution)
+
+    def _collect(self, resolution) -> None:
+        """Group the parameters that timed statements select by their switches."""
         tensors = resolution.tensors
         for p in resolution.params:
             switches = switches_of(p.touched, resolution.plan) if p.touched else ()
@@ -120,7 +126,6 @@ class Switchboard:
             entry.tensors.append(tensors[p.info.name])
             if p.group is not None:
                 entry.groups.add(p.group)
-        self._ramp_of = {e.index: e.ramp for e in events}
 
     def due(self, steps: int, epochs: int) -> list[Event]:
         """The events not fired yet whose moment has come."""
