@@ -1,8 +1,8 @@
-"""Build: turn a resolution into a real torch optimizer, LR scheduler and clipping hook.
+"""Build: turn a resolution into a real torch optimizer, LR scheduler, clipping hook and step driver.
 
 Building is transactional: every torch object is constructed first, and the
-model's ``requires_grad`` flags are changed last, so a failure leaves the model
-exactly as it was.
+model's ``requires_grad`` flags and norm layer modes are changed last (a
+``device`` move is undone on failure), so a failure leaves the model as it was.
 """
 
 from __future__ import annotations
@@ -13,11 +13,16 @@ from typing import Any
 
 import torch
 
+from . import devices
 from .built import set_requires_grad
 from .clip import Clipper
 from .compiled import Compiled
 from .diagnostics import Diagnostic, Source, SpecError
+from .driver import Driver
+from .ema import EMA
+from .events import Ramps, Switchboard, compile_events
 from .implementation import choose_implementation
+from .norms import norm_layers, unlock_all
 from .plan import Plan
 from .resolve import Resolution, index_model, resolve
 from .scheduler import SpecScheduler
@@ -63,30 +68,77 @@ def resolve_model(plan: Plan, model: torch.nn.Module, source: Source | None = No
 
 
 def compile_plan(plan: Plan, model: torch.nn.Module, source: Source | None = None,
-                 timing: Timing | None = None) -> Compiled:
-    """Resolve a plan against a model and build its optimizer, scheduler and clipper.
+                 timing: Timing | None = None, scaler=None) -> Compiled:
+    """Resolve a plan against a model and build its optimizer, scheduler, clipper and step driver.
 
     ``timing`` holds the run's length and the steps per epoch the caller gave
     (:func:`specopt.timing.plan_timing`); by default only the spec's own.
+    ``scaler`` is the ``torch.amp.GradScaler`` that ``compiled.train_step`` scales losses with.
     """
     timing = timing or plan_timing(plan)
     cls = optimizer_class(plan, source)
-    return build(resolve(plan, index_model(model), constructor_defaults(cls), source), cls, source, timing)
+    resolution = resolve(plan, index_model(model), constructor_defaults(cls), source)
+    return build(resolution, cls, source, timing, scaler)
 
 
 def build(resolution: Resolution, cls: type, source: Source | None = None,
-          timing: Timing | None = None) -> Compiled:
-    """Construct the torch objects for a resolution, then apply the freezes to the model."""
-    timing = timing or plan_timing(resolution.plan)
-    progs = programs(resolution.plan, timing, source)
-    check_ranges(progs, resolution.plan, resolution.groups, resolution.optimizer, source)
-    optimizer, implementation = _make_optimizer(resolution, cls, source)
-    scheduler = _make_scheduler(resolution.plan, optimizer, progs, timing, source)
-    clipper = _make_clipper(resolution.plan, optimizer)
+          timing: Timing | None = None, scaler=None) -> Compiled:
+    """Construct the torch objects for a resolution, then apply the freezes to the model.
+
+    Everything that can fail is checked or built before the model changes: a
+    ``device`` move is undone when a later step fails.
+    """
+    plan = resolution.plan
+    timing = timing or plan_timing(plan)
+    progs = programs(plan, timing, source)
+    check_ranges(progs, plan, resolution.groups, resolution.optimizer, source)
+    events = compile_events(plan, timing, source)
+    _check_scaler(scaler)
+    device = devices.target(plan, source)
+    undo = devices.move(resolution.model, device, plan.device.span, source) if device is not None else None
+    try:
+        optimizer, implementation = _make_optimizer(resolution, cls, source)
+        scheduler = _make_scheduler(plan, optimizer, progs, timing, source)
+        clipper = _make_clipper(plan, optimizer)
+        ema = _make_ema(resolution, source)
+    except BaseException:
+        if undo is not None:
+            undo()
+        raise
     _apply_requires_grad(resolution)
     if clipper is not None:
         clipper.attach(optimizer)
-    return Compiled(optimizer, scheduler, clipper, resolution, source, implementation, timing)
+    unit = timing.unit if scheduler is not None else None
+    driver = _make_driver(resolution, optimizer, scheduler, unit, scaler, events, ema)
+    return Compiled(optimizer, scheduler, clipper, resolution, source, implementation, timing, driver, device)
+
+
+def _check_scaler(scaler) -> None:
+    if scaler is None:
+        return
+    if not isinstance(scaler, torch.amp.GradScaler):
+        raise TypeError(f"scaler must be a torch.amp.GradScaler, not {type(scaler).__name__}")
+
+
+def _make_ema(resolution: Resolution, source: Source | None) -> EMA | None:
+    stmt = resolution.plan.ema
+    if stmt is None:
+        return None
+    name = stmt.setting("device")
+    option = next((o for o in stmt.options if o.key == "device"), None)
+    device = devices.named(name, option.value_span if option else stmt.span, source) if name else None
+    static = {id(resolution.tensors[p.info.name]) for p in resolution.params if p.group is None}
+    return EMA(resolution.model, stmt, static, device)
+
+
+def _make_driver(resolution: Resolution, optimizer, scheduler, unit, scaler, events, ema) -> Driver:
+    model = resolution.model
+    unlock_all(model)
+    ramps = Ramps(optimizer)
+    board = Switchboard(events, resolution, ramps)
+    layers, _ = norm_layers(resolution.plan, model)
+    return Driver([optimizer], scheduler, unit, resolution.plan.accumulate, scaler, board, ramps, layers,
+                  model, ema)
 
 
 def _make_optimizer(resolution: Resolution, cls: type, source: Source | None):

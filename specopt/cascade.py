@@ -22,6 +22,7 @@ from .nodes import Relative
 from .options import check_resolved
 from .registry import OptimizerInfo
 from .statements import FreezeStatement, GroupStatement
+from .timeline import Switch, ever_trained, ramp_key, timed_changes, timed_deciders
 
 
 @dataclass(frozen=True)
@@ -107,27 +108,41 @@ class Outcome:
     touched: tuple[Origin, ...]
     changed: frozenset[int]
     problems: tuple[Diagnostic, ...] = ()
+    switches: tuple[Switch, ...] = ()
 
     @property
     def decided(self) -> frozenset[int]:
-        """The statements that decide part of the final state."""
-        if self.frozen:
-            return frozenset({self.frozen_by.index}) if self.frozen_by else frozenset()
-        out = {s.origin.index for s in self.settings.values() if s.origin is not None}
-        return frozenset(out | ({self.frozen_by.index} if self.frozen_by else set()))
+        """The statements that decide part of the state, at the start or from their moment on."""
+        out = ({self.frozen_by.index} if self.frozen_by else set()) | timed_deciders(self.switches)
+        if self.ever_trained:
+            out |= {s.origin.index for s in self.settings.values() if s.origin is not None}
+        return frozenset(out)
+
+    @property
+    def ever_trained(self) -> bool:
+        """Whether the parameter is trainable at some point of the run (``frozen`` is the state at the start)."""
+        return not self.frozen or ever_trained(self.switches, self.requires_grad)
+
+    @property
+    def ramp_key(self) -> tuple:
+        """What keeps parameters under an lr warmup in param groups of their own (see :mod:`specopt.timeline`)."""
+        return ramp_key(self.switches, self.requires_grad)
 
 
 def cascade(hits: frozenset[int], requires_grad: bool, rules: Rules, base: Mapping[str, Setting],
             names: Names | None = None) -> Outcome:
     """Apply every statement that selects ``hits`` (and ``names``), in order, key by key."""
     frozen, frozen_by = not requires_grad, (None if requires_grad else MODEL_ORIGIN)
-    settings, touched, changed, problems = dict(base), [], set(), []
+    settings, touched, changed, problems, switches = dict(base), [], set(), [], []
     for rule in rules.candidates(hits):
         if not rule.selects(hits, names):
             continue
         touched.append(rule.origin)
         stmt = rule.statement
         if isinstance(stmt, FreezeStatement):
+            switches.append(Switch(rule.origin, stmt.freezes, stmt.at, getattr(stmt, "warmup", None)))
+            if stmt.timed:
+                continue  # applies from its moment on: specopt.timeline
             if frozen != stmt.freezes:
                 changed.add(rule.index)
             frozen, frozen_by = stmt.freezes, rule.origin
@@ -140,7 +155,9 @@ def cascade(hits: frozenset[int], requires_grad: bool, rules: Rules, base: Mappi
             if settings[opt.key].value != value:
                 changed.add(rule.index)
             settings[opt.key] = Setting(value, rule.origin)
-    return Outcome(requires_grad, frozen, frozen_by, settings, tuple(touched), frozenset(changed), tuple(problems))
+    changed |= timed_changes(tuple(switches), requires_grad)
+    return Outcome(requires_grad, frozen, frozen_by, settings, tuple(touched), frozenset(changed), tuple(problems),
+                   tuple(switches))
 
 
 def _out_of_range(opt, value, info: OptimizerInfo | None) -> list[Diagnostic]:
@@ -161,8 +178,8 @@ def no_effect_warnings(rules: Rules, outcomes) -> list[Diagnostic]:
     out = []
     for rule in rules.rules:
         span = rule.statement.span
-        if rule.index not in reached:
-            continue
+        if rule.index not in reached or getattr(rule.statement, "norms", None) is not None:
+            continue  # what norms= does is checked against the norm layers (specopt.norms)
         if rule.index not in changed:
             out.append(Diagnostic("W302", "statement changes nothing: the parameters it selects already "
                                   "have these values", span, severity="warning"))

@@ -190,6 +190,8 @@ def _check(args) -> int:
 
 def _compile(args) -> int:
     from .report import assignment_json, describe_clip, describe_schedule, tensor_count, text_report
+    from .norms import norm_layers
+    from .report_training import loop_lines, over_the_run, training_report
 
     _check_summary_args(args)
     if args.meta and args.summary:
@@ -197,9 +199,11 @@ def _compile(args) -> int:
     spec, model = _load_with_model(args.spec, args.allow_import, args.model, args.meta)
     if args.meta:
         resolution, implementation = spec.resolve(model), "not built (--meta: the model has no weights)"
+        extra = over_the_run(resolution) + loop_lines(resolution.plan, norm_layers(resolution.plan, model)[0])
     else:
         compiled = spec.compile(model, **_timing(args))
         resolution, implementation = compiled.resolution, compiled.implementation.describe()
+        extra = training_report(compiled)
     table = _summary_table(args, model)
     timing = _plan_timing(spec, args)
     if args.json:
@@ -208,7 +212,7 @@ def _compile(args) -> int:
     _print_diagnostics(resolution.warnings, spec.source, args)
     print(f"{args.spec} against {args.model}: {tensor_count(resolution.params)}\n")
     schedule = describe_schedule(resolution, timing)
-    print(text_report(resolution, describe_clip(resolution), schedule, implementation))
+    print(text_report(resolution, describe_clip(resolution), schedule, implementation, extra))
     if table is not None:
         print("\n" + table)
     return 0

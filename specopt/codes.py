@@ -178,6 +178,21 @@ _ENTRIES = (
              "sets that hyperparameter too.",
              "optimizer adagrad\nschedule onecycle 1000 steps",
              "Add cycle_momentum false to the onecycle phase, or drop the other schedule."),
+    CodeInfo("E230", "warmup without a point of the run",
+             "A `warmup` ramps the learning rate of what an `unfreeze ... at` statement makes trainable, "
+             "but the statement has no `at`, or is a `freeze`.",
+             "unfreeze encoder.layer.11 warmup 500 steps",
+             "Give the point the parameters become trainable: `unfreeze encoder.layer.11 at step 2000 "
+             "warmup 500 steps`."),
+    CodeInfo("E231", "unknown ema setting",
+             "The `ema` statement names a setting it does not have.",
+             "ema 0.9999 decay_warmup=true",
+             "Use warmup, power, gamma, every, buffers or device; the hint names the closest."),
+    CodeInfo("E232", "not a device",
+             "A `device` statement or the `device=` of `ema` names something that is not a torch device "
+             "type, such as `gpu`.",
+             "device gpu",
+             "Write cpu, cuda, cuda:1, mps, xpu:0 and so on, or auto for the accelerator if there is one."),
     CodeInfo("E220", "import not allowed",
              "The optimizer is named by import path, and importing it would run code; that needs the "
              "caller's permission.",
@@ -227,6 +242,12 @@ _ENTRIES = (
              "optimizer muon",
              "Read torch's message: e.g. muon takes only 2-D parameters, so freeze or exclude the rest.",
              needs_model=True),
+    CodeInfo("E410", "no such device here",
+             "The spec names a device this machine does not have, such as `cuda:1` on a machine with one "
+             "GPU or none. Nothing is moved.",
+             "device cuda:7",
+             "Use a device the hint lists, or `device auto`.",
+             needs_model=True),
     # --- E5xx: loading an optimizer checkpoint ----------------------------------------------------
     CodeInfo("E501", "not a specopt checkpoint",
              "`compiled.load_state_dict` got something other than what `compiled.state_dict()` returns: "
@@ -269,6 +290,13 @@ _ENTRIES = (
              "optimizer's defaults).",
              "group classifier lr=1e-3",
              "Remove the statement, or set the value you meant.",
+             needs_model=True),
+    CodeInfo("W303", "norms= reaches no norm layer",
+             "A freeze or unfreeze with `norms=eval` (or `norms=train`) selects no norm layer with running "
+             "statistics (BatchNorm, SyncBatchNorm, InstanceNorm with track_running_stats=True), so the "
+             "setting does nothing.",
+             "freeze cnn norms=eval",
+             "Drop `norms=`, or select the part of the model that holds the norm layers.",
              needs_model=True),
 )
 

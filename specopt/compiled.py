@@ -4,28 +4,35 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
 from .clip import Clipper
 from .diagnostics import Diagnostic, Source, SpecError
 from .implementation import Implementation
+from .loop import TrainingLoop
 from .resolve import Resolution
+from .resume import load_training_state, training_state
 from .scheduler import STATE_FORMAT as SCHEDULE_FORMAT
 from .timing import Timing
+
+if TYPE_CHECKING:
+    from .driver import Driver
 
 STATE_FORMAT = "specopt.optimizer/1"
 TORCH_COMPILE_PREFIX = "_orig_mod."  # what torch.compile's wrapper puts before every parameter name
 
 
 @dataclass
-class Compiled:
+class Compiled(TrainingLoop):
     """A compiled spec: the torch optimizer, LR scheduler (or ``None``) and clipper (or ``None``).
 
     ``resolution`` is the report of the assignment: every parameter's frozen
     state and hyperparameters, each with the statement that set it.
     ``implementation`` says which optimizer implementation was chosen and why.
+    ``driver`` runs the training loop's mechanics (:class:`specopt.loop.TrainingLoop`),
+    and ``device`` is where the ``device`` statement moved the model (``None`` without one).
     """
 
     optimizer: torch.optim.Optimizer
@@ -35,6 +42,8 @@ class Compiled:
     source: Source | None = None
     implementation: "Implementation | None" = None
     timing: "Timing | None" = None
+    driver: "Driver | None" = None
+    device: "torch.device | None" = None
 
     @property
     def schedule_unit(self) -> str | None:
@@ -84,6 +93,8 @@ class Compiled:
                "state": {names[i]: s for i, s in raw["state"].items()}}
         if self.scheduler is not None:
             out["scheduler"] = self.scheduler.state_dict()
+        if self.driver is not None:
+            out["training"] = training_state(self.driver, self.resolution)
         return out
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> "LoadResult":
@@ -118,9 +129,20 @@ class Compiled:
         if self.scheduler is not None and "scheduler" in state:
             self._resume_schedule(state["scheduler"])
             result.schedule_restored = True
+        if self.driver is not None and "training" in state:
+            self._resume_training(state["training"])
         if not result.complete:
             warnings.warn(result.describe(), CheckpointWarning, stacklevel=2)
         return result
+
+    def _resume_training(self, saved: dict[str, Any]) -> None:
+        """Restore the loop's position (accumulation, fired events, ramps, scaler, EMA); E501 when it cannot fit."""
+        try:
+            load_training_state(self.driver, saved, self.resolution)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError([Diagnostic("E501", f"the checkpoint's training state does not fit this spec: "
+                                              f"{exc}", None, "resume with the spec the checkpoint was saved "
+                                              "with")], self.source) from None
 
     def _check_kind(self, state: dict[str, Any]) -> None:
         """E504 when the checkpoint records another optimizer than the one this spec builds."""

@@ -30,7 +30,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .report import format_value, plural, schedule_summary
+from .clauses import moment_text
+from .report import format_value, param_changes, plural, schedule_summary
+from .report_training import describe_ema
 from .resolve import ParamAssignment, Resolution
 from .spec import Spec
 
@@ -60,6 +62,9 @@ class Side:
     groups: int
     frozen_tensors: int
     frozen_elements: int
+    accumulate: str | None = None
+    ema: str | None = None
+    device: str | None = None
 
 
 @dataclass(frozen=True)
@@ -73,11 +78,13 @@ class ParamDiff:
     group_sizes: tuple[int, int]
     group_changed: bool
     settings: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    later: tuple[str, str] = ("", "")
 
     @property
     def changed(self) -> bool:
         """Whether anything differs for this parameter."""
-        return self.frozen[0] != self.frozen[1] or self.group_changed or bool(self.settings)
+        return (self.frozen[0] != self.frozen[1] or self.group_changed or bool(self.settings)
+                or self.later[0] != self.later[1])
 
 
 @dataclass(frozen=True)
@@ -116,8 +123,11 @@ def diff_resolutions(a: Resolution, b: Resolution, a_name: str, b_name: str) -> 
 def _side(res: Resolution, name: str) -> Side:
     clip = res.plan.clip
     frozen = [p for p in res.params if p.frozen]
+    plan = res.plan
     return Side(name, res.optimizer.name, f"{clip.mode} {format_value(clip.max)}" if clip else None,
-                schedule_summary(res.plan), len(res.groups), len(frozen), sum(p.info.numel for p in frozen))
+                schedule_summary(res.plan), len(res.groups), len(frozen), sum(p.info.numel for p in frozen),
+                str(plan.accumulate) if plan.accumulate > 1 else None,
+                describe_ema(plan.ema) if plan.ema else None, plan.device.device if plan.device else None)
 
 
 def _param_diff(pa: ParamAssignment, pb: ParamAssignment, a: Resolution, b: Resolution) -> ParamDiff:
@@ -125,7 +135,15 @@ def _param_diff(pa: ParamAssignment, pb: ParamAssignment, a: Resolution, b: Reso
     group_changed = _without_positions(names[0]) != _without_positions(names[1])
     settings = {} if pa.frozen and pb.frozen else _settings_diff(pa, pb)
     return ParamDiff(pa.info.name, pa.info.numel, (pa.frozen, pb.frozen), names,
-                     (_group_size(pa, a), _group_size(pb, b)), group_changed, settings)
+                     (_group_size(pa, a), _group_size(pb, b)), group_changed, settings,
+                     (_later(pa, a), _later(pb, b)))
+
+
+def _later(p: ParamAssignment, res: Resolution) -> str:
+    """A parameter's changes over the run, without the statements' positions: ``trainable from epoch 3``."""
+    return "; ".join(f"{'trainable' if c.trainable else 'frozen'} from {moment_text(c.moment)}"
+                     + (f" (lr warmup {c.warmup.text})" if c.warmup is not None and c.trainable else "")
+                     for c in param_changes(p, res))
 
 
 def _without_positions(name: str | None) -> str | None:
@@ -191,7 +209,9 @@ def _spec_lines(diff: SpecDiff) -> list[str]:
     out = []
     for label, old, new in (("optimizer", diff.a.optimizer, diff.b.optimizer),
                             ("clip", diff.a.clip, diff.b.clip),
-                            ("schedule", diff.a.schedule, diff.b.schedule)):
+                            ("schedule", diff.a.schedule, diff.b.schedule),
+                            ("accumulate", diff.a.accumulate, diff.b.accumulate),
+                            ("ema", diff.a.ema, diff.b.ema), ("device", diff.a.device, diff.b.device)):
         if old != new:
             out.append(f"{label:<10} {old or 'none'} {ARROW} {new or 'none'}")
     return out
@@ -211,6 +231,8 @@ def _rows(p: ParamDiff) -> list[str]:
         rows.append(f"{'frozen':<14}{_yes(p.frozen[0])} {ARROW} {_yes(p.frozen[1])}")
     if p.group_changed:
         rows.append(f"{'group':<14}{_group(p, 0)} {ARROW} {_group(p, 1)}")
+    if p.later[0] != p.later[1]:
+        rows.append(f"{'over the run':<14}{p.later[0] or 'no change'} {ARROW} {p.later[1] or 'no change'}")
     rows += [f"{key:<14}{show(old)} {ARROW} {show(new)}" for key, (old, new) in p.settings.items()]
     return rows
 
@@ -261,6 +283,7 @@ def diff_json(diff: SpecDiff, model: str) -> dict[str, Any]:
 
 def _side_json(side: Side) -> dict[str, Any]:
     return {"spec": side.spec, "optimizer": side.optimizer, "clip": side.clip, "schedule": side.schedule,
+            "accumulate": side.accumulate, "ema": side.ema, "device": side.device,
             "groups": side.groups, "frozen": {"tensors": side.frozen_tensors, "elements": side.frozen_elements}}
 
 
@@ -269,6 +292,7 @@ def _param_json(p: ParamDiff) -> dict[str, Any]:
         "name": p.name, "numel": p.numel,
         "frozen": {"old": p.frozen[0], "new": p.frozen[1]},
         "group": {"old": p.group[0], "new": p.group[1], "changed": p.group_changed},
+        "over_the_run": {"old": p.later[0], "new": p.later[1]},
         "settings": {k: _pair_json(old, new) for k, (old, new) in p.settings.items()},
     }
 

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from .diagnostics import Diagnostic, Source, Span, SpecError
 from .nodes import Relative
-from .report import format_value, jsonable
+from .clauses import moment_text
+from .report import format_value, jsonable, param_changes
 from .resolve import ModelIndex, Origin, ParamAssignment, Resolution, index_model, resolve
 from .parse import parse_text
 
@@ -80,6 +81,22 @@ class FinalValue:
 
 
 @dataclass(frozen=True)
+class TimedChange:
+    """A point of the run where the parameter's state changes: the moment, the new state, who, and its warmup."""
+
+    moment: str
+    trainable: bool
+    by: StatementRef
+    warmup: str | None = None
+
+    @property
+    def text(self) -> str:
+        """``from step 3: trainable (by unfreeze@2:1, lr warmup 500 steps)``."""
+        ramp = f", lr warmup {self.warmup}" if self.warmup else ""
+        return f"from {self.moment}: {'trainable' if self.trainable else 'frozen'} (by {self.by.label}{ramp})"
+
+
+@dataclass(frozen=True)
 class ParamExplanation:
     """Everything the spec did to one parameter, in statement order, and where it ended up."""
 
@@ -93,6 +110,7 @@ class ParamExplanation:
     group: str | None
     group_index: int | None
     settings: tuple[FinalValue, ...]
+    changes: tuple[TimedChange, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -187,16 +205,21 @@ def _explain_param(p: ParamAssignment, resolution: Resolution, source: Source | 
                      for k, s in p.settings.items())
     group = resolution.groups[p.group].name if p.group is not None else None
     frozen_by = _ref(p.frozen_by, source) if p.frozen_by else None
+    changes = tuple(TimedChange(moment_text(c.moment), c.trainable, _ref(c.by, source),
+                                c.warmup.text if c.warmup is not None and c.trainable else None)
+                    for c in param_changes(p, resolution))
     return ParamExplanation(p.info.name, p.info.aliases, p.info.shape, p.info.numel, touches,
-                            p.frozen, frozen_by, group, p.group, settings)
+                            p.frozen, frozen_by, group, p.group, settings, changes)
 
 
 def _touch(origin: Origin, p: ParamAssignment, resolution: Resolution, source: Source | None) -> Touch:
     stmt = resolution.plan.statements[origin.index]
     if stmt.kind in ("freeze", "unfreeze"):
-        later = _later(p.frozen_by, origin, source)
         frozen = stmt.kind == "freeze"
-        return Touch(_ref(origin, source), (SetValue("frozen", frozen, "frozen" if frozen else "unfrozen", later),))
+        written = "frozen" if frozen else "unfrozen"
+        if stmt.timed:
+            written += f" from {moment_text(stmt.at)}" + (f" (lr warmup {stmt.warmup.text})" if stmt.warmup else "")
+        return Touch(_ref(origin, source), (SetValue("frozen", frozen, written, _overrider(p, origin, resolution, source)),))
     sets = []
     for opt in stmt.options:
         value, written = opt.value, format_value(opt.value)
@@ -204,6 +227,23 @@ def _touch(origin: Origin, p: ParamAssignment, resolution: Resolution, source: S
             value, written = value.of(resolution.base[opt.key].value), f"x{value.factor:g}"
         sets.append(SetValue(opt.key, value, written, _later(p.settings[opt.key].origin, origin, source)))
     return Touch(_ref(origin, source), tuple(sets))
+
+
+def _overrider(p: ParamAssignment, origin: Origin, resolution: Resolution,
+               source: Source | None) -> StatementRef | None:
+    """The statement overriding a freeze or unfreeze at every moment it applies, if one does.
+
+    For one without ``at``: the statement deciding the state at the start, if
+    another (a later one with ``at`` changes the state only from its moment on).
+    For one with ``at``: a later statement without ``at`` selecting the parameter.
+    """
+    statements = resolution.plan.statements
+    if not statements[origin.index].timed:
+        return _later(p.frozen_by, origin, source)
+    position = p.touched.index(origin)
+    after = [o for o in p.touched[position + 1:]
+             if o.kind in ("freeze", "unfreeze") and not statements[o.index].timed]
+    return _ref(after[0], source) if after else None
 
 
 def _later(final: Origin | None, origin: Origin, source: Source | None) -> StatementRef | None:
@@ -265,10 +305,12 @@ def _render_set(s: SetValue) -> str:
 
 
 def _render_state(p: ParamExplanation) -> str:
-    if p.frozen:
-        by = f" by {p.frozen_by.label}" if p.frozen_by else ""
+    by = f" by {p.frozen_by.label}" if p.frozen and p.frozen_by else ""
+    if p.frozen and p.group_index is None:
         return f"frozen{by}; in no param group, so these values are unused"
-    return f"trainable, param group [{p.group_index}] {p.group}"
+    start = f"frozen{by} at the start" if p.frozen else "trainable"
+    lines = [f"{start}, param group [{p.group_index}] {p.group}"]
+    return "\n    ".join(lines + [c.text for c in p.changes])
 
 
 def _by(ref: StatementRef | None) -> str:

@@ -127,8 +127,14 @@ def _milestones(parts: list[str]) -> str:
     return ",".join(numbers) + " " + unit
 
 
+def _setting(parts: list[str]) -> str:
+    """An ``ema`` setting: ``key=value``, with true and false in lower case."""
+    key, equals, value = parts
+    return key + equals + _word([value])
+
+
 # How the children of each kind of tree node are joined; every other node: by single spaces.
 _JOINS = {
     "option": "".join, "atom": "".join, "tuple": _tuple, "term": _term, "word": _word,
-    "s_word": _word, "s_milestones": _milestones,
+    "s_word": _word, "s_milestones": _milestones, "norms": "".join, "setting": _setting,
 }

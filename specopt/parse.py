@@ -194,6 +194,8 @@ def _syntax_diagnostic(exc: UnexpectedInput, chunk: str, start: int) -> Diagnost
     hint = f"the form is: {BY_KEYWORD[keyword].syntax}" if keyword in BY_KEYWORD else None
     if chunk[pos:pos + 1] == "=" and keyword == "group":
         hint = "a group names its selectors before key=value, e.g. group head.* lr=1e-3"
+    if word == "warmup" and keyword == "freeze":
+        hint = "only an unfreeze ramps the lr of what it makes trainable: unfreeze ... at step N warmup LENGTH"
     width = len(word) or (1 if pos < len(chunk) else 0)  # nothing to underline at the end of the text
     return Diagnostic("E100", message, Span(start=start + pos, end=start + pos + width), hint)
 
@@ -212,11 +214,13 @@ _EXPECTED = {
     "NUMBER": "a number", "INT": "a whole number", "FACTOR": "a factor like x0.1",
     "_EVERY": "'every'", "UNIT": "'epochs' or 'steps'", "EQUAL": "'='", "LPAR": "'('",
     "RPAR": "')'", "COMMA": "','", "STRING": "a quoted string", "LABEL": "a group name",
-    "PERCENT": "a share of the run like 10%",
+    "PERCENT": "a share of the run like 10%", "_AT": "'at'", "_WARMUP": "'warmup'",
 }
 
 
 _TUPLE_ONLY = frozenset({"RPAR", "COMMA"})
+# The LALR states after a selector are shared by freeze, unfreeze and group: each names only its own clauses.
+_CLAUSES_NOT_IN = {"freeze": {"_WARMUP"}, "group": {"_AT", "_WARMUP"}}
 _BRACKET = re.compile(r'"[^"\n]*"|[()]')
 
 
@@ -232,6 +236,7 @@ def _expectation(exc: UnexpectedInput, chunk: str, pos: int) -> str:
         return "; a factor is x followed by a number, like x0.1"
     names = set(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())
     names -= {"KEY"} if _in_tuple(chunk, pos) else _TUPLE_ONLY
+    names -= _CLAUSES_NOT_IN.get(chunk.split()[0], set())
     words = " or ".join(sorted({_EXPECTED[n] for n in names if n in _EXPECTED}))
     return f", expected {words}" if words else ""
 

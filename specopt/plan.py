@@ -22,6 +22,7 @@ from .phases import Phase, PhaseArg, ScheduleStatement
 from .registry import OptimizerInfo, parse_clip_mode  # noqa: F401 (re-exported)
 from .statements import (CheckContext, ClipStatement, FreezeStatement, GroupStatement, OptimizerStatement,
                          RunStatement, Statement, StepsPerEpochStatement, StepStatement, UnfreezeStatement)
+from .training_statements import AccumulateStatement, DeviceStatement, EmaStatement
 
 __all__ = ["Plan", "STATEMENT_KINDS", "StatementNode", "check_plan", "Phase", "PhaseArg"]
 
@@ -29,12 +30,14 @@ __all__ = ["Plan", "STATEMENT_KINDS", "StatementNode", "check_plan", "Phase", "P
 STATEMENT_KINDS: tuple[type[Statement], ...] = (
     OptimizerStatement, FreezeStatement, UnfreezeStatement, GroupStatement, ClipStatement,
     ScheduleStatement, StepStatement, RunStatement, StepsPerEpochStatement,
+    AccumulateStatement, EmaStatement, DeviceStatement,
 )
 BY_KEYWORD: dict[str, type[Statement]] = {cls.keyword: cls for cls in STATEMENT_KINDS}
 
 StatementNode = Annotated[
     Union[OptimizerStatement, FreezeStatement, UnfreezeStatement, GroupStatement, ClipStatement,
-          ScheduleStatement, StepStatement, RunStatement, StepsPerEpochStatement],
+          ScheduleStatement, StepStatement, RunStatement, StepsPerEpochStatement,
+          AccumulateStatement, EmaStatement, DeviceStatement],
     Field(discriminator="kind"),
 ]
 
@@ -53,7 +56,10 @@ class Plan(Node):
         return self
 
     def of_role(self, role: str) -> list:
-        """The statements whose kind plays ``role`` (``optimizer``, ``selection``, ``clip``, ``schedule``, ``timing``)."""
+        """The statements whose kind plays ``role``.
+
+        Roles: ``optimizer``, ``selection``, ``clip``, ``schedule``, ``timing`` and ``training``.
+        """
         return [s for s in self.statements if s.role == role]
 
     @property
@@ -94,6 +100,27 @@ class Plan(Node):
     def steps_per_epoch(self) -> StepsPerEpochStatement | None:
         """The ``steps_per_epoch`` statement, if any."""
         return next((s for s in self.statements if s.kind == "steps_per_epoch"), None)
+
+    @property
+    def accumulate(self) -> int:
+        """Micro-batches per optimizer step: the ``accumulate`` statement's count, or 1."""
+        stmt = next((s for s in self.statements if s.kind == "accumulate"), None)
+        return stmt.count if stmt else 1
+
+    @property
+    def ema(self) -> EmaStatement | None:
+        """The ``ema`` statement, if any."""
+        return next((s for s in self.statements if s.kind == "ema"), None)
+
+    @property
+    def device(self) -> DeviceStatement | None:
+        """The ``device`` statement, if any."""
+        return next((s for s in self.statements if s.kind == "device"), None)
+
+    @property
+    def timed(self) -> list[FreezeStatement]:
+        """The freeze and unfreeze statements that apply from a point of the run (``at``)."""
+        return [s for s in self.of_role("selection") if isinstance(s, FreezeStatement) and s.timed]
 
 
 def check_plan(plan: Plan) -> list[Diagnostic]:

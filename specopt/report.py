@@ -9,6 +9,8 @@ from .diagnostics import Source
 from .preview import Preview, preview_programs
 from .resolve import Origin, ParamAssignment, Resolution, Setting
 from .timing import Timing, plan_timing, programs
+from .clauses import moment_text
+from .timeline import Change, changes, switches_of
 
 NAMES_SHOWN = 8
 
@@ -29,8 +31,12 @@ def format_value(value: Any) -> str:
 
 
 def text_report(resolution: Resolution, clip: str | None, schedule: str | None,
-                implementation: str | None = None) -> str:
-    """The human-readable compile report: optimizer, param groups, frozen parameters, clip, schedule."""
+                implementation: str | None = None, extra: list[str] | None = None) -> str:
+    """The human-readable compile report: optimizer, param groups, frozen parameters, clip, schedule.
+
+    A parameter whose state changes at a point of the run says when; ``extra``
+    lines (see :mod:`specopt.report_training`) end the report.
+    """
     info = resolution.optimizer
     lines = [f"optimizer  {info.name} ({info.target})",
              "           " + _settings_line({k: s.value for k, s in resolution.base.items()})]
@@ -46,13 +52,26 @@ def text_report(resolution: Resolution, clip: str | None, schedule: str | None,
         lines += _names(group.params)
     frozen = [p for p in resolution.params if p.frozen]
     lines += ["", f"frozen: {tensor_count(frozen)}"]
-    lines += [f"      {p.info.name}  (by {p.frozen_by.label})" for p in frozen[:NAMES_SHOWN]]
+    lines += [f"      {p.info.name}  (by {p.frozen_by.label}{change_note(p, resolution)})"
+              for p in frozen[:NAMES_SHOWN]]
     if len(frozen) > NAMES_SHOWN:
         lines.append(f"      ... and {len(frozen) - NAMES_SHOWN} more")
     lines += ["", f"clip       {clip or 'none'}"]
     first, *rest = (schedule or "none").split("\n")
     lines += [f"schedule   {first}"] + [f"           {line}" for line in rest]
-    return "\n".join(lines)
+    return "\n".join(lines + (extra or []))
+
+
+def param_changes(p: ParamAssignment, resolution: Resolution) -> tuple[Change, ...]:
+    """The changes of one parameter's state over the run, in the order of their moments."""
+    if not any(o.kind in ("freeze", "unfreeze") for o in p.touched):
+        return ()
+    return changes(switches_of(p.touched, resolution.plan), p.info.requires_grad)
+
+
+def change_note(p: ParamAssignment, resolution: Resolution) -> str:
+    """``; trainable from epoch 3 (unfreeze@2:1)`` for a parameter whose state changes, else ``""``."""
+    return "".join(f"; {c.text}" for c in param_changes(p, resolution))
 
 
 def _settings_line(settings) -> str:
@@ -115,7 +134,8 @@ def schedule_summary(plan) -> str | None:
 
 
 def assignment_json(resolution: Resolution, source: Source | None, timing: Timing | None = None) -> dict[str, Any]:
-    """The resolved per-parameter assignment as JSON-ready data, with the schedules' values."""
+    """The resolved per-parameter assignment as JSON-ready data, with the schedules' values;
+    ``changes`` lists each parameter's ``at`` moments."""
     info = resolution.optimizer
     schedule = None
     if resolution.plan.schedules:
@@ -127,17 +147,20 @@ def assignment_json(resolution: Resolution, source: Source | None, timing: Timin
                       "base": {k: _setting(s, source) for k, s in resolution.base.items()}},
         "groups": [{"name": g.name, "settings": jsonable(dict(g.settings)), "params": list(g.params)}
                    for g in resolution.groups],
-        "params": [_param(p, source) for p in resolution.params],
+        "params": [_param(p, source, resolution) for p in resolution.params],
         "warnings": [d.to_json(source) for d in resolution.warnings],
         "schedule": schedule,
     }
 
 
-def _param(p: ParamAssignment, source: Source | None) -> dict[str, Any]:
+def _param(p: ParamAssignment, source: Source | None, resolution: Resolution) -> dict[str, Any]:
     return {
         "name": p.info.name, "aliases": list(p.info.aliases), "shape": list(p.info.shape),
         "numel": p.info.numel, "frozen": p.frozen, "frozen_by": _origin(p.frozen_by, source),
         "group": p.group, "settings": {k: _setting(s, source) for k, s in p.settings.items()},
+        "changes": [{"at": moment_text(c.moment), "trainable": c.trainable, "by": _origin(c.by, source),
+                     "warmup": c.warmup.text if c.warmup is not None and c.trainable else None}
+                    for c in param_changes(p, resolution)],
     }
 
 

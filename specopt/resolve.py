@@ -22,6 +22,7 @@ from .built import built_flags
 from .cascade import MODEL_ORIGIN, Origin, Outcome, Rules, Setting, cascade, no_effect_warnings
 from .diagnostics import Source, SpecError
 from .match import Found, TreeMatcher, class_names, selection_errors, walk
+from .norms import norm_warnings
 from .plan import Plan
 from .statements import GroupStatement
 from .registry import OptimizerInfo
@@ -181,7 +182,7 @@ def resolve(plan: Plan, index: ModelIndex, defaults: Mapping[str, Any],
             raise SpecError(diags, source)
         groups, group_of, outcome_of = _groups(base, outcomes, found.names, signatures, number)
     columns = _Columns(found.names, found.tensors, found.aliases, outcome_of, outcomes, group_of)
-    warnings = tuple(no_effect_warnings(rules, outcomes))
+    warnings = tuple(no_effect_warnings(rules, outcomes)) + tuple(norm_warnings(plan, index.model))
     return Resolution(plan, info, base, groups, warnings, columns, index.model)
 
 
@@ -255,10 +256,10 @@ def _groups(base, outcomes: list[Outcome], names: list[str], signatures: list, n
     group_of: list[int | None] = []
     labels: list[dict[int, str]] = []
     for out in outcomes:
-        if out.frozen:
+        if not out.ever_trained:
             group_of.append(None)
             continue
-        g = index.setdefault(tuple(out.settings[k].value for k in keys), len(index))
+        g = index.setdefault((tuple(out.settings[k].value for k in keys), out.ramp_key), len(index))
         if g == len(labels):
             labels.append({})
         _add_labels(labels[g], out)
@@ -272,7 +273,7 @@ def _groups(base, outcomes: list[Outcome], names: list[str], signatures: list, n
         if g is not None:
             members[g].append(name)
     titles = _unique([_group_name(labels[g]) for g in range(len(labels))])
-    groups = tuple(GroupSpec(titles[g], dict(zip(keys, values)), tuple(members[g])) for values, g in index.items())
+    groups = tuple(GroupSpec(titles[g], dict(zip(keys, key[0])), tuple(members[g])) for key, g in index.items())
     return groups, group_of, outcome_of
 
 
@@ -288,6 +289,8 @@ def _unique(names: list[str]) -> list[str]:
 
 def _add_labels(labels: dict[int, str], out: Outcome) -> None:
     origins = [s.origin for s in out.settings.values() if s.origin is not None and s.origin.kind == "group"]
+    if out.ramp_key:
+        labels.update({s.index: s.origin.label for s in out.switches if s.warmup is not None})
     if not origins:
         labels[-1] = "default"
     for o in origins:

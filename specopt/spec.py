@@ -32,21 +32,23 @@ class Spec:
     allow_import: bool = False
 
     def compile(self, model, allow_import: bool = False, *, epochs: int | None = None,
-                steps: int | None = None, steps_per_epoch: int | None = None) -> "Compiled":
-        """Resolve against ``model`` and build its optimizer, scheduler and clipper.
+                steps: int | None = None, steps_per_epoch: int | None = None, scaler=None) -> "Compiled":
+        """Resolve against ``model`` and build its optimizer, scheduler, clipper and step driver.
 
         ``allow_import=True`` allows an import-path optimizer here even if the
         spec was parsed without permission. The run's length (``epochs`` or
         ``steps``) and ``steps_per_epoch`` are needed by schedules with phases
-        given as a share of the run, or in epochs when others are in steps;
-        given here, they win over the spec's ``run`` and ``steps_per_epoch``.
+        given as a share of the run, or in epochs when others are in steps, and
+        by ``at`` moments and warmups written the same way; given here, they
+        win over the spec's ``run`` and ``steps_per_epoch``. ``scaler``, a
+        ``torch.amp.GradScaler``, is what ``compiled.train_step`` scales losses with.
         """
         from .build import compile_plan
         from .timing import plan_timing
 
         check_imports(self.plan, self.allow_import or allow_import, self.source)
         timing = plan_timing(self.plan, epochs, steps, steps_per_epoch)
-        return compile_plan(self.plan, model, self.source, timing)
+        return compile_plan(self.plan, model, self.source, timing, scaler)
 
     def resolve(self, model, allow_import: bool = False) -> "Resolution":
         """The per-parameter assignment and param groups, without building anything or changing the model.
@@ -97,10 +99,10 @@ def read_spec_text(path: str | Path) -> str:
                         Source(text, str(path))) from None
 
 
-def compile(text: str, model, allow_import: bool = False, **timing) -> "Compiled":
+def compile(text: str, model, allow_import: bool = False, **options) -> "Compiled":
     """Parse, plan, resolve and build in one call; ``allow_import`` as for :func:`parse`.
 
-    ``timing`` takes ``epochs``, ``steps`` and ``steps_per_epoch`` as :meth:`Spec.compile` does.
+    ``options`` are ``epochs``, ``steps``, ``steps_per_epoch`` and ``scaler``, as for :meth:`Spec.compile`.
     A spec with errors is still matched against ``model``, so a selector that
     selects nothing is reported together with the other errors.
     """
@@ -108,7 +110,7 @@ def compile(text: str, model, allow_import: bool = False, **timing) -> "Compiled
         spec = parse(text, allow_import=allow_import)
     except SpecError as exc:
         raise with_model_checks(exc, model) from None
-    return spec.compile(model, **timing)
+    return spec.compile(model, **options)
 
 
 def with_model_checks(exc: SpecError, model) -> SpecError:

@@ -17,6 +17,7 @@ from typing import Any, Callable, ClassVar, Literal
 
 from pydantic import Field
 
+from .clauses import check_clauses, read_clauses
 from .diagnostics import Diagnostic, Span, did_you_mean
 from .nodes import UNIT_WORDS, Length, Node, Option, Term
 from .options import check_options, written_name
@@ -129,38 +130,58 @@ class OptimizerStatement(Statement):
 
 
 class FreezeStatement(Statement):
-    """``freeze SELECTORS``: the selected parameters are not trained."""
+    """``freeze SELECTORS [at MOMENT] [norms=eval|train]``: the selected parameters are not trained.
+
+    With ``at`` (``at epoch 3``, ``at step 2000``, ``at 50%``) the statement
+    applies from that point of the run on; ``norms=eval`` also keeps the norm
+    layers of the selection in eval mode (see :mod:`specopt.clauses`).
+    """
 
     keyword: ClassVar[str] = "freeze"
     role: ClassVar[str] = "selection"
-    syntax: ClassVar[str] = "freeze SELECTOR ..."
+    syntax: ClassVar[str] = "freeze SELECTOR ... [at epoch N|step N|P%] [norms=eval|train]"
     summary: ClassVar[str] = ("Stop training the selected parameters (requires_grad=False, kept out of "
-                              "the optimizer).")
+                              "the optimizer), from the start or from a point of the run.")
     example: ClassVar[str] = "freeze cnn.VGG_16.convolution1_*"
 
     kind: Literal["freeze"] = "freeze"
     selectors: tuple[Term, ...] = Field(min_length=1)
+    at: Length | None = None
+    warmup: Length | None = None
+    norms: str | None = None
+    norms_span: Span | None = None
 
     @property
     def freezes(self) -> bool:
         """Whether the statement freezes (``True``) or unfreezes what it selects."""
         return self.kind == "freeze"
 
+    @property
+    def timed(self) -> bool:
+        """Whether the statement applies from a point of the run on rather than from the start."""
+        return self.at is not None
+
     def check(self, ctx: CheckContext) -> list[Diagnostic]:
-        return check_selectors(self.selectors)
+        return check_selectors(self.selectors) + check_clauses(self)
 
     @classmethod
     def from_parse(cls, parts: Parts) -> "FreezeStatement":
-        return cls(selectors=tuple(parts.children[0]), span=parts.span)
+        selectors, *clauses = parts.children
+        return cls(selectors=tuple(selectors), span=parts.span, **read_clauses(clauses, parts))
 
 
 class UnfreezeStatement(FreezeStatement):
-    """``unfreeze SELECTORS``: the selected parameters are trained again, overriding an earlier freeze."""
+    """``unfreeze SELECTORS [at MOMENT [warmup LENGTH]] [norms=eval|train]``: train the selected parameters again.
+
+    It overrides an earlier freeze; ``warmup`` ramps the learning rate of the
+    parameters it unfreezes at its moment linearly from 0 over ``LENGTH``.
+    """
 
     keyword: ClassVar[str] = "unfreeze"
-    syntax: ClassVar[str] = "unfreeze SELECTOR ..."
-    summary: ClassVar[str] = "Train the selected parameters again, overriding an earlier freeze."
-    example: ClassVar[str] = "unfreeze encoder.layer.11"
+    syntax: ClassVar[str] = "unfreeze SELECTOR ... [at epoch N|step N|P% [warmup LENGTH]] [norms=eval|train]"
+    summary: ClassVar[str] = ("Train the selected parameters again, overriding an earlier freeze; from a "
+                              "point of the run, with an optional lr warmup.")
+    example: ClassVar[str] = "unfreeze encoder.layer.11 at step 2000 warmup 500 steps"
 
     kind: Literal["unfreeze"] = "unfreeze"
 

@@ -13,7 +13,7 @@ at the phase that needs it, naming the number.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .diagnostics import Diagnostic, Source, Span, SpecError
@@ -39,6 +39,11 @@ class Timing:
     steps_per_epoch: int | None
     run_text: str | None
     origins: dict[str, str]
+    run_length: Length | None = None  # the run's length in its own unit, as given
+
+    def counted_in(self, unit: str) -> "Timing":
+        """The same timing with lengths counted in ``unit`` (``step`` or ``epoch``)."""
+        return replace(self, unit=unit, run=_in_unit(self.run_length, unit, self.steps_per_epoch))
 
     def convert(self, length: Length, span: Span | None) -> float:
         """A length in scheduler units; a missing run length or steps per epoch raises E216."""
@@ -66,7 +71,7 @@ def plan_timing(plan, epochs: int | None = None, steps: int | None = None,
         origins["steps_per_epoch"] = "caller" if steps_per_epoch is not None else "spec"
     units = _units(plan, run)
     unit = "step" if "step" in units else "epoch"
-    return Timing(unit, _in_unit(run, unit, spe), spe, run.text if run else None, origins)
+    return Timing(unit, _in_unit(run, unit, spe), spe, run.text if run else None, origins, run)
 
 
 def _in_unit(run: Length | None, unit: str, spe: int | None) -> float | None:

@@ -31,6 +31,9 @@ EXPECTED = {
     "bench_schedule": ["torch CosineAnnealingLR", "specopt cosine", "torch SequentialLR", "torch StepLR",
                        "torch OneCycleLR", "specopt onecycle with momentum", "target: specopt step / torch step",
                        "10,000-step preview", "preview, numpy", "preview, torch float64"],
+    "bench_train_step": ["hand-written loop", "compiled.train_step", "AveragedModel.update_parameters",
+                         "specopt ema update", "frozen by freeze", "waiting for unfreeze ... at",
+                         "target: train_step / hand-written loop, large", "target: backward waiting"],
 }
 
 

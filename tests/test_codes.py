@@ -193,6 +193,7 @@ def run_case(path: Path, monkeypatch, tmp_path) -> tuple[str, list[str]]:
 
 def _normalize(text: str, path: Path) -> str:
     text = text.replace(str(path), path.name)
+    text = re.sub(r"devices here: .*", "devices here: <this machine's devices>", text)
     torch = sys.modules.get("torch")
     return text.replace(torch.__version__, "<torch version>") if torch is not None else text
 

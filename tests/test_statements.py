@@ -34,7 +34,7 @@ def test_every_kind_is_in_the_plan_union_with_a_role(keyword):
     members = typing.get_args(typing.get_args(StatementNode)[0])
     cls = KINDS[keyword]
     assert cls in members
-    assert cls.role in ("optimizer", "selection", "clip", "schedule", "timing")
+    assert cls.role in ("optimizer", "selection", "clip", "schedule", "timing", "training")
 
 
 @pytest.mark.parametrize("keyword", sorted(KINDS))

@@ -1,0 +1,183 @@
+"""The step driver: one call per micro-batch does the loop mechanics people get wrong.
+
+    for x, y in loader:
+        stepped = compiled.train_step(loss_fn(model(x), y))
+    compiled.end_epoch()
+
+``train_step(loss)`` divides the loss by the accumulation count (``accumulate
+N``) and runs backward, through the ``GradScaler`` given at compile time if
+any. At each accumulation boundary it unscales (``scaler.unscale_``), steps
+every optimizer (the clip hook clips), updates the scaler, and then, only when
+the optimizer really stepped, does what follows a step (:meth:`Driver.after_step`):
+advances step-unit schedules, updates the EMA, fires the events whose moment
+has come and sets the lr of ramping groups. Last it drops the gradients
+(``set_to_none``). A GradScaler skips a step whose gradients hold inf or nan;
+the driver sees that as the scale going down in ``update()``, as Accelerate
+does (torch requires ``backoff_factor < 1 < growth_factor``, so the scale goes
+down exactly when a step is skipped). That reads the scale on the host once
+per optimizer step: a device sync on an accelerator, nothing on the CPU.
+
+``end_epoch()`` steps on a partial accumulation left at the end of an epoch
+(its micro-batches were each divided by N), advances epoch-unit schedules and
+fires epoch events. A loop of its own calls ``optimizer.step()`` and then
+``after_step()`` per optimizer step, and ``end_epoch()``; neither then calls
+``scheduler.step()`` itself.
+
+Under DistributedDataParallel (:meth:`Driver.use_ddp`), the micro-batches
+before a boundary run inside the wrapper's ``no_sync()``: the driver enters it
+after a step when the next micro-batch is not the last of its accumulation,
+and leaves it when it is, so the forward and backward of each micro-batch see
+the right mode. Gradients DDP's reducer does not know (parameters frozen when
+the model was wrapped and unfrozen later) and those of a partial accumulation
+flushed by ``end_epoch()`` are averaged over the ranks by the driver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .events import Ramps, Switchboard
+from .norms import apply_modes
+
+
+class Driver:
+    """The loop state of one compiled spec: step, epoch and micro-batch counts, and what runs between steps."""
+
+    def __init__(self, optimizers: list, scheduler, unit: str | None, accumulate: int, scaler,
+                 board: Switchboard, ramps: Ramps, norms: list, model, ema=None):
+        self.optimizers = optimizers
+        self.scheduler = scheduler
+        self.unit = unit
+        self.accumulate = accumulate
+        self.scaler = scaler
+        self.board = board
+        self.ramps = ramps
+        self.norms = norms
+        self.model = model
+        self.ema = ema
+        self.steps = 0
+        self.epochs = 0
+        self.micro = 0
+        self.wrapper = None
+        self._no_sync = None
+        self._managed: set[int] = set()
+        self._scale = None
+        apply_modes(norms, board.fired, model)
+
+    # --- one micro-batch ----------------------------------------------------------------------
+
+    def train_step(self, loss: torch.Tensor) -> bool:
+        """Backward on ``loss``; at an accumulation boundary, step and what follows. Whether it stepped."""
+        if self.accumulate > 1:
+            loss = loss / self.accumulate
+        if self.scaler is not None:
+            loss = self.scaler.scale(loss)
+        loss.backward()
+        self.micro += 1
+        if self.micro < self.accumulate:
+            self._sync_next()
+            return False
+        return self._boundary()
+
+    def _boundary(self, flushing: bool = False) -> bool:
+        self.micro = 0
+        self._reduce(flushing)
+        stepped = self._step()
+        self.after_step(stepped)
+        for optimizer in self.optimizers:
+            optimizer.zero_grad(set_to_none=True)
+        self._sync_next()
+        return stepped
+
+    def _step(self) -> bool:
+        """Step every optimizer (through the scaler); whether the step really happened."""
+        if self.scaler is None:
+            for optimizer in self.optimizers:
+                optimizer.step()
+            return True
+        for optimizer in self.optimizers:
+            self.scaler.unscale_(optimizer)
+        for optimizer in self.optimizers:
+            self.scaler.step(optimizer)
+        before = self._scale if self._scale is not None else self.scaler.get_scale()
+        self.scaler.update()
+        self._scale = self.scaler.get_scale()
+        return self._scale >= before
+
+    def after_step(self, stepped: bool = True) -> None:
+        """What follows an optimizer step that happened: schedule, EMA, events, ramps (nothing if it was skipped)."""
+        if not stepped:
+            return
+        self.steps += 1
+        if self.unit == "step":
+            self._advance_schedule()
+        if self.ema is not None and self.ema.due(self.steps):
+            self.ema.update(self.model, self.steps)
+        self._fire()
+        self.ramps.apply(self.steps)
+
+    def end_epoch(self) -> None:
+        """Close an epoch: step on a partial accumulation, advance epoch-unit schedules, fire epoch events."""
+        if self.micro:
+            self._boundary(flushing=True)
+        self.epochs += 1
+        if self.unit == "epoch":
+            self._advance_schedule()
+        self._fire()
+        self.ramps.apply(self.steps)
+
+    def _advance_schedule(self) -> None:
+        if self.scheduler is None:
+            return
+        self.ramps.restore()
+        self.scheduler.step()
+        self.ramps.capture()
+
+    def _fire(self) -> None:
+        due = self.board.due(self.steps, self.epochs)
+        if due:
+            self.board.fire([e.index for e in due], self.steps)
+            apply_modes(self.norms, self.board.fired, self.model)
+
+    # --- DistributedDataParallel ----------------------------------------------------------------
+
+    def use_ddp(self, wrapper) -> Any:
+        """Run micro-batches before a boundary in ``wrapper.no_sync()``; call right after wrapping the model.
+
+        The parameters trainable now are those DDP's reducer synchronises; the
+        driver averages the gradients of the others (unfrozen later) itself.
+        """
+        if not hasattr(wrapper, "no_sync"):
+            raise TypeError(f"{type(wrapper).__name__} has no no_sync(): pass the DistributedDataParallel wrapper")
+        self.wrapper = wrapper
+        self._managed = {id(p) for p in wrapper.parameters() if p.requires_grad}
+        self._sync_next()
+        return wrapper
+
+    def _sync_next(self) -> None:
+        """Enter ``no_sync()`` when the next micro-batch is not the last of its accumulation; leave it when it is."""
+        if self.wrapper is None:
+            return
+        last = self.micro + 1 >= self.accumulate
+        if last and self._no_sync is not None:
+            self._no_sync.__exit__(None, None, None)
+            self._no_sync = None
+        elif not last and self._no_sync is None:
+            self._no_sync = self.wrapper.no_sync()
+            self._no_sync.__enter__()
+
+    def _reduce(self, flushing: bool) -> None:
+        """Average over the ranks the gradients DDP did not (all of them for a flushed partial accumulation)."""
+        if self.wrapper is None:
+            return
+        import torch.distributed as dist
+
+        group = getattr(self.wrapper, "process_group", None)
+        size = dist.get_world_size(group)
+        grads = [p.grad for o in self.optimizers for g in o.param_groups for p in g["params"]
+                 if p.grad is not None and (flushing or id(p) not in self._managed)]
+        for grad in grads:
+            dist.all_reduce(grad, group=group)
+            grad.div_(size)

@@ -1,0 +1,85 @@
+"""The training state of a checkpoint: everything past the optimizer and scheduler that a resumed run needs.
+
+``compiled.state_dict()["training"]`` holds the step, epoch and micro-batch
+counts, which timed statements have fired and the ``requires_grad`` flag of
+every parameter the optimizer holds, the lr warmups in progress, the
+GradScaler's state, the EMA, and (when saved in the middle of an accumulation)
+the gradients accumulated so far. Loading it after the optimizer and scheduler
+(``compiled.load_state_dict``) makes a run resumed on a freshly built model
+continue bit for bit as the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .built import set_requires_grad
+from .events import Ramp
+from .norms import apply_modes
+
+STATE_FORMAT = "specopt.training/1"
+
+
+def training_state(driver, resolution) -> dict[str, Any]:
+    """The driver's state as plain data and tensors, keyed by parameter and statement."""
+    tensors = _trained(driver)
+    out: dict[str, Any] = {
+        "format": STATE_FORMAT, "steps": driver.steps, "epochs": driver.epochs, "micro": driver.micro,
+        "fired": [[i, resolution.plan.statements[i].kind] for i in sorted(driver.board.fired)],
+        "requires_grad": {n: bool(t.requires_grad) for n, t in tensors.items()},
+        "ramps": {g: {"start": r.start, "length": r.length} for g, r in driver.ramps.active.items()},
+        "scaler": driver.scaler.state_dict() if driver.scaler is not None else None,
+        "ema": driver.ema.state_dict() if driver.ema is not None else None,
+    }
+    if driver.micro:
+        out["grads"] = {n: t.grad for n, t in tensors.items() if t.grad is not None}
+    return out
+
+
+def load_training_state(driver, state: dict[str, Any], resolution) -> None:
+    """Continue from :func:`training_state`'s data; the scheduler must already be restored."""
+    if state.get("format") != STATE_FORMAT:
+        raise ValueError(f"not a specopt training state (format {state.get('format')!r})")
+    _check_fired(state["fired"], resolution)
+    driver.steps, driver.epochs, driver.micro = int(state["steps"]), int(state["epochs"]), int(state["micro"])
+    driver.board.fired = frozenset(i for i, _ in state["fired"])
+    tensors = _trained(driver)
+    for name, flag in state["requires_grad"].items():
+        if name in tensors and tensors[name].requires_grad != flag:
+            set_requires_grad(tensors[name], flag)
+    grads = state.get("grads", {})
+    for name, tensor in tensors.items():
+        tensor.grad = grads[name].to(tensor.device) if name in grads else None
+    _load_ramps(driver, state["ramps"], resolution)
+    apply_modes(driver.norms, driver.board.fired, driver.model)
+    if driver.scaler is not None and state.get("scaler") is not None:
+        driver.scaler.load_state_dict(state["scaler"])
+    driver._scale = None
+    if driver.ema is not None and state.get("ema") is not None:
+        driver.ema.load_state_dict(state["ema"])
+    driver._sync_next()
+
+
+def _trained(driver) -> dict[str, Any]:
+    return {n: p for o in driver.optimizers for g in o.param_groups for n, p in zip(g["param_names"], g["params"])}
+
+
+def _check_fired(fired: list, resolution) -> None:
+    statements = resolution.plan.statements
+    for index, kind in fired:
+        if index >= len(statements) or statements[index].kind != kind or not getattr(statements[index], "timed", 0):
+            raise ValueError(f"the checkpoint says statement {index + 1} ({kind} ... at) has fired, but this spec's "
+                             "statements differ: resume with the spec the checkpoint was saved with")
+
+
+def _load_ramps(driver, saved: dict, resolution) -> None:
+    """Ramps in progress, each over this spec's scheduled lr (the restored scheduler's, or the group's own)."""
+    ramps = driver.ramps
+    if driver.scheduler is None:
+        for group in ramps.active:
+            ramps.param_groups[group]["lr"] = resolution.groups[group].settings["lr"]
+    ramps.active.clear()
+    for group, ramp in saved.items():
+        group = int(group)
+        ramps.active[group] = Ramp(int(ramp["start"]), float(ramp["length"]), ramps.param_groups[group]["lr"])
+    ramps.apply(driver.steps)

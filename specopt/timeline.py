@@ -1,0 +1,147 @@
+"""When a parameter is trainable: the freeze and unfreeze statements that select it, with their moments.
+
+A statement with ``at`` applies from its moment on. A parameter's state at a
+time is the cascade over the statements without ``at`` and those whose moment
+has come, in statement order; the model's own ``requires_grad`` flag is where
+the cascade starts. Which moments have come is a set of statement indices
+(``fired``), so everything here works without knowing how long the run is;
+:mod:`specopt.events` turns moments into times. No torch here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .clauses import moment_text
+from .nodes import Length
+
+
+@dataclass(frozen=True)
+class Switch:
+    """A freeze or unfreeze statement selecting a parameter: what it sets, from when, and its lr warmup.
+
+    ``origin`` is the statement's :class:`specopt.cascade.Origin`.
+    """
+
+    origin: Any
+    freezes: bool
+    at: Length | None = None
+    warmup: Length | None = None
+
+    @property
+    def timed(self) -> bool:
+        """Whether it applies from a point of the run rather than from the start."""
+        return self.at is not None
+
+    @property
+    def index(self) -> int:
+        """The statement's index in the plan."""
+        return self.origin.index
+
+
+def state(switches: Iterable[Switch], built: bool, fired: frozenset[int] = frozenset()) -> tuple[bool, Switch | None]:
+    """Whether the parameter is trainable once the moments of ``fired`` have come, and the switch deciding it.
+
+    ``built`` is the parameter's ``requires_grad`` as its model's code built it;
+    the deciding switch is ``None`` when no statement applies.
+    """
+    trainable, decider = built, None
+    for switch in switches:
+        if not switch.timed or switch.index in fired:
+            trainable, decider = not switch.freezes, switch
+    return trainable, decider
+
+
+def ever_trained(switches: tuple[Switch, ...], built: bool) -> bool:
+    """Whether the parameter is trainable at some point of the run (and so belongs in the optimizer)."""
+    if state(switches, built)[0]:
+        return True
+    return any(s.timed and not s.freezes and not _overridden_from_start(switches, k)
+               for k, s in enumerate(switches))
+
+
+def _overridden_from_start(switches: tuple[Switch, ...], k: int) -> bool:
+    """Whether a statement without ``at`` after switch ``k`` overrides it at every moment."""
+    return any(not s.timed for s in switches[k + 1:])
+
+
+def ramp_key(switches: tuple[Switch, ...], built: bool) -> tuple:
+    """What keeps parameters with an lr warmup in param groups of their own.
+
+    Parameters that an ``unfreeze ... warmup`` selects share a group only with
+    parameters of the same history (the same statements and the same built
+    flag), so a ramp never reaches a parameter that it should not; for all
+    others this is ``()``, and the fewest groups stay the fewest.
+    """
+    if not any(s.warmup is not None for s in switches):
+        return ()
+    return (built,) + tuple(s.index for s in switches)
+
+
+def timed_changes(switches: tuple[Switch, ...], built: bool) -> set[int]:
+    """The timed statements that change the parameter's state at their moment, for some order of moments."""
+    changed = set()
+    for k, switch in enumerate(switches):
+        if not switch.timed:
+            continue
+        before = (state(switches[:k], built)[0], state(switches[:k], built, _all(switches))[0])
+        if any(value == switch.freezes for value in before):
+            changed.add(switch.index)
+    return changed
+
+
+def timed_deciders(switches: tuple[Switch, ...]) -> set[int]:
+    """The timed statements that decide the parameter's state from their moment at least for a while."""
+    return {s.index for k, s in enumerate(switches) if s.timed and not _overridden_from_start(switches, k)}
+
+
+def _all(switches: tuple[Switch, ...]) -> frozenset[int]:
+    return frozenset(s.index for s in switches if s.timed)
+
+
+@dataclass(frozen=True)
+class Change:
+    """A point of the run where a parameter's state changes: its moment, the new state, and who did it."""
+
+    moment: Length
+    trainable: bool
+    by: Any
+    warmup: Length | None = None
+
+    @property
+    def text(self) -> str:
+        """``trainable from epoch 3 (unfreeze@2:1, lr warmup 500 steps)``."""
+        what = "trainable" if self.trainable else "frozen"
+        ramp = f", lr warmup {self.warmup.text}" if self.warmup is not None and self.trainable else ""
+        return f"{what} from {moment_text(self.moment)} ({self.by.label}{ramp})"
+
+
+def changes(switches: tuple[Switch, ...], built: bool) -> tuple[Change, ...]:
+    """The parameter's state changes over the run, in the order of their moments.
+
+    Moments are ordered when they are in the same unit; otherwise they keep
+    statement order (only the run's timing can order epochs against steps).
+    """
+    timed = [s for s in switches if s.timed]
+    if len({s.at.unit for s in timed}) == 1:
+        timed.sort(key=lambda s: s.at.value)
+    out, fired = [], set()
+    current = state(switches, built)[0]
+    for switch in timed:
+        fired.add(switch.index)
+        now, decider = state(switches, built, frozenset(fired))
+        if now != current:
+            out.append(Change(switch.at, now, decider.origin, decider.warmup))
+            current = now
+    return tuple(out)
+
+
+def switches_of(touched, plan) -> tuple[Switch, ...]:
+    """The freeze and unfreeze statements among ``touched`` (origins, in statement order) as switches."""
+    out = []
+    for origin in touched:
+        if origin.kind in ("freeze", "unfreeze"):
+            stmt = plan.statements[origin.index]
+            out.append(Switch(origin, stmt.freezes, stmt.at, getattr(stmt, "warmup", None)))
+    return tuple(out)
