@@ -1,0 +1,87 @@
+"""Hostile and unusual input: bounded work, a diagnostic instead of a traceback, the model unchanged.
+
+The command-line cases run ``python -m specopt`` in a child process whose
+address space is limited to 4 GiB (``RLIMIT_AS``), so input that would make
+specopt grab memory without bound fails the test instead of the machine.
+"""
+
+from __future__ import annotations
+
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from processes import ROOT, child_env
+
+import specopt
+from specopt.diagnostics import SpecError
+
+MEMORY_LIMIT = 4 << 30
+MODEL = "examples/seed_model.py:Network"
+
+
+def _limit_memory() -> None:
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+def run_limited(*args: str, cwd: Path | str = ROOT, timeout: float = 60, first=(),
+                stdin=None) -> subprocess.CompletedProcess:
+    """``python -m specopt ARGS`` under a 4 GiB address-space limit, output captured as text."""
+    return subprocess.run([sys.executable, "-m", "specopt", *args], cwd=cwd, env=child_env(first),
+                          capture_output=True, text=True, timeout=timeout, preexec_fn=_limit_memory,
+                          stdin=stdin)
+
+
+def assert_clean(out: subprocess.CompletedProcess, status: int, *expected: str) -> None:
+    """The exit status is ``status``, nothing looks like a traceback, and stderr says each of ``expected``."""
+    assert out.returncode == status, out.stderr[-3000:]
+    for stream in (out.stdout, out.stderr):
+        assert "Traceback" not in stream and "Error:" not in stream.replace("error:", ""), stream[-3000:]
+    for text in expected:
+        assert text in out.stderr, out.stderr[-3000:]
+
+
+def codes(exc: SpecError) -> list[str]:
+    return [d.code for d in exc.diagnostics]
+
+
+def test_the_child_can_import_torch_under_the_memory_limit():
+    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.ones(2).sum().item())"],
+                         capture_output=True, text=True, timeout=120, preexec_fn=_limit_memory)
+    assert out.returncode == 0 and out.stdout.strip() == "2.0", out.stderr
+
+
+# --- selectors: brace nesting and brace groups ------------------------------------------------
+
+DEEP_BRACES = "freeze " + "{" * 1000 + "a" + "}" * 1000
+
+
+def test_deeply_nested_braces_are_a_positioned_e209():
+    with pytest.raises(SpecError) as info:
+        specopt.parse(DEEP_BRACES)
+    [diag] = info.value.diagnostics
+    assert diag.code == "E209" and "braces nested more than 8 deep" in diag.message
+    assert (diag.span.start, diag.span.end) == (7, len(DEEP_BRACES))
+
+
+def test_braces_at_the_nesting_limit_still_expand():
+    spec = specopt.parse("freeze " + "{" * 8 + "a,b" + "}" * 8)
+    assert spec.plan.statements[0].selectors[0].atoms[0].pattern == "{" * 8 + "a,b" + "}" * 8
+
+
+def test_many_brace_groups_in_a_row_expand_in_linear_time():
+    from specopt.selectors import _expand_braces
+
+    assert _expand_braces("{a}" * 200_000) == ["a" * 200_000]
+    assert _expand_braces("x{a,b}y{1,{2,3}}") == ["xay1", "xay2", "xay3", "xby1", "xby2", "xby3"]
+
+
+@pytest.mark.parametrize("command", ["check", "explain"])
+def test_deep_braces_from_the_command_line(command, tmp_path):
+    spec = tmp_path / "deep.opt"
+    spec.write_text(DEEP_BRACES + "\n")
+    args = ["check", str(spec)] if command == "check" else ["explain", "examples/seed.opt", "--model", MODEL,
+                                                            DEEP_BRACES[len("freeze "):]]
+    assert_clean(run_limited(*args), 1, "[E209]", "braces nested more than 8 deep")
