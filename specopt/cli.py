@@ -302,15 +302,15 @@ def _fmt(args) -> int:
     from pathlib import Path
 
     from .fmt import format_spec
-    from .spec import parse, read_spec_text
+    from .spec import decode_spec, parse, read_spec_bytes
 
     specs, errors = {}, 0
     for path in dict.fromkeys(args.files):
         if Path(path).suffix.lower() in (".json", ".yaml", ".yml"):
             raise UsageError(f"{path}: fmt formats spec text, not a plan stored as data")
         try:
-            data = Path(path).read_bytes()
-            specs[path] = (parse(read_spec_text(path), path, defer_imports=True), data)
+            data = read_spec_bytes(path)
+            specs[path] = (parse(decode_spec(data, path), path, defer_imports=True), data)
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
         except SpecError as exc:

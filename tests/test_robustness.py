@@ -85,3 +85,67 @@ def test_deep_braces_from_the_command_line(command, tmp_path):
     args = ["check", str(spec)] if command == "check" else ["explain", "examples/seed.opt", "--model", MODEL,
                                                             DEEP_BRACES[len("freeze "):]]
     assert_clean(run_limited(*args), 1, "[E209]", "braces nested more than 8 deep")
+
+
+# --- reading files: never more than the size limit ----------------------------------------------
+
+def _huge_file(path: Path, size: int = 5 << 30) -> Path:
+    """A sparse file of ``size`` bytes (zeros): no disk space, but read whole it would not fit in memory."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".opt", ".json", ".yaml"])
+def test_check_of_a_huge_file_is_e102_without_reading_it_whole(suffix, tmp_path):
+    huge = _huge_file(tmp_path / f"huge{suffix}")
+    assert_clean(run_limited("check", str(huge)), 1, "[E102]", "more than 1000000 characters")
+
+
+def test_check_of_dev_zero_is_e102():
+    assert_clean(run_limited("check", "/dev/zero"), 1, "/dev/zero:1:1: error: spec is too large")
+
+
+def test_fmt_of_a_huge_file_is_e102_and_leaves_it_alone(tmp_path):
+    huge = _huge_file(tmp_path / "huge.opt")
+    out = run_limited("fmt", str(huge), "/dev/zero")
+    assert_clean(out, 1, "[E102]", "2 files with errors left unchanged")
+    assert huge.stat().st_size == 5 << 30
+
+
+def test_reading_stops_soon_after_the_limit(tmp_path, monkeypatch):
+    from specopt import spec as spec_module
+
+    monkeypatch.setattr(sys.modules["specopt.parse"], "MAX_SOURCE_CHARS", 100)
+    path = tmp_path / "long.opt"
+    path.write_text("freeze a\n" * 100_000)
+    reads = []
+    real_open = open
+
+    def counting_open(*args, **kwargs):
+        file = real_open(*args, **kwargs)
+        read = file.read
+        file.read = lambda n=-1: reads.append(n) or read(n)
+        return file
+
+    monkeypatch.setattr("builtins.open", counting_open)
+    with pytest.raises(SpecError) as info:
+        spec_module.read_spec_text(path)
+    assert codes(info.value) == ["E102"] and "more than 100 characters" in info.value.diagnostics[0].message
+    assert len(reads) == 1 and 0 < reads[0] <= 1 << 16
+
+
+def test_a_file_at_the_limit_is_read_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules["specopt.parse"], "MAX_SOURCE_CHARS", 18)
+    path = tmp_path / "at.opt"
+    path.write_text("freeze a\nfreeze é\n", encoding="utf-8")  # 18 characters, 19 bytes
+    assert len(specopt.load(path).plan.statements) == 2
+
+
+def test_a_bad_byte_after_a_byte_order_mark_is_positioned_at_that_byte(tmp_path):
+    path = tmp_path / "bom.opt"
+    path.write_bytes(b"\xef\xbb\xbffreeze a\xff\n")
+    with pytest.raises(SpecError) as info:
+        specopt.load(path)
+    [diag] = info.value.diagnostics
+    assert diag.code == "E104" and "0xff" in diag.message and diag.span.start == 8
