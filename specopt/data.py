@@ -6,7 +6,8 @@ later errors (a selector that selects nothing) point at the right line.
 Validation is the plan's own (constructing a :class:`Plan` runs ``check_plan``);
 every problem becomes a :class:`Diagnostic` with a stable code and the path of
 its field (``statements.2.options.0.value``), positioned at the key in YAML and
-at the enclosing object in JSON. Malformed files are positioned errors (E105).
+at the enclosing object in JSON. Malformed files are positioned errors (E105), and so
+are YAML documents whose aliases expand to more values or levels than plain text could hold.
 PyYAML is imported only for YAML files.
 """
 
@@ -33,6 +34,7 @@ from .spec import read_spec_text
 
 DATA_SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 MAX_DEPTH = 64
+MAX_EXPANDED_NODES = 250_000
 _SPAN_KEYS = ("span", "name_span", "value_span")
 _MAX_INT_DIGITS = 4300
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -469,13 +471,22 @@ def _yaml():
     class Loader(yaml.SafeLoader):
         depth = 0
 
+        def __init__(self, stream):
+            super().__init__(stream)
+            self.expansion = _Expansion()
+
         def compose_node(self, parent, index):
             self.depth += 1
             try:
+                mark = self.peek_event().start_mark
                 if self.depth > MAX_DEPTH:
                     raise yaml.composer.ComposerError(None, None, f"the data nests more than {MAX_DEPTH} "
-                                                      "levels deep", self.peek_event().start_mark)
+                                                      "levels deep", mark)
+                alias = self.check_event(yaml.AliasEvent)
                 node = super().compose_node(parent, index)
+                problem = self.expansion.add(yaml, node, alias, self.depth)
+                if problem:
+                    raise yaml.composer.ComposerError(None, None, problem, mark)
             finally:
                 self.depth -= 1
             _check_node(yaml, node)
@@ -493,6 +504,40 @@ def _yaml():
                                  re.compile(r"^[-+]?([0-9][0-9_]*(\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
                                  list("-+0123456789."))
     return yaml, Loader
+
+
+class _Expansion:
+    """The size of a YAML document with every alias expanded, counted while it is composed.
+
+    Aliases let a few kilobytes stand for millions of values; everything after
+    composing (validation, diagnostics) works on the expanded data, so its size
+    and depth are bounded as those of plain text are: at most
+    :data:`MAX_EXPANDED_NODES` values and :data:`MAX_DEPTH` levels.
+    """
+
+    def __init__(self):
+        self.total = 0
+        self.sizes: dict[int, tuple[int, int]] = {}  # id(node) -> (values, levels) below and including it
+
+    def add(self, yaml, node, alias: bool, depth: int) -> str | None:
+        """Count one composed node (an alias counts its whole target); return a problem, or ``None``."""
+        if alias:
+            if id(node) not in self.sizes:
+                return "an alias refers to a node that contains it"
+            size, height = self.sizes[id(node)]
+            if depth - 1 + height > MAX_DEPTH:
+                return f"the data nests more than {MAX_DEPTH} levels deep once its aliases are expanded"
+        else:
+            children = [n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode) else (
+                node.value if isinstance(node, yaml.SequenceNode) else ())
+            below = [self.sizes[id(child)] for child in children]
+            self.sizes[id(node)] = (1 + sum(s for s, _ in below), 1 + max((h for _, h in below), default=0))
+            size = 1
+        self.total += size
+        if self.total > MAX_EXPANDED_NODES:
+            return (f"the data expands to more than {MAX_EXPANDED_NODES:,} values (an alias counts every "
+                    "value it stands for)")
+        return None
 
 
 def _check_node(yaml, node) -> None:

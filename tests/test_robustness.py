@@ -149,3 +149,62 @@ def test_a_bad_byte_after_a_byte_order_mark_is_positioned_at_that_byte(tmp_path)
         specopt.load(path)
     [diag] = info.value.diagnostics
     assert diag.code == "E104" and "0xff" in diag.message and diag.span.start == 8
+
+
+# --- YAML aliases: the expanded document is bounded too -----------------------------------------
+
+def _alias_bomb() -> str:
+    """About 38 KB of YAML whose aliases stand for ten million selector atoms."""
+    atoms = "[" + ", ".join(f"{{kind: name, pattern: a{i}}}" for i in range(100)) + "]"
+    selectors = "[" + ", ".join(["{atoms: *a}"] * 100) + "]"
+    lines = ["x: &a " + atoms, "y: &s " + selectors, "statements:"] + ["  - {kind: freeze, selectors: *s}"] * 1000
+    return "\n".join(lines) + "\n"
+
+
+def test_an_alias_bomb_is_refused_while_composing(tmp_path):
+    pytest.importorskip("yaml")
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb())
+    out = run_limited("check", str(path), timeout=30)
+    assert_clean(out, 1, "[E105]", "expands to more than 250,000 values")
+
+
+def test_the_expansion_limit_is_positioned_at_the_alias_that_crosses_it():
+    pytest.importorskip("yaml")
+    from specopt.data import parse_data
+
+    with pytest.raises(SpecError) as info:
+        parse_data(_alias_bomb(), "yaml")
+    [diag] = info.value.diagnostics
+    line, col = info.value.source.line_col(diag.span.start)
+    assert diag.code == "E105" and (line, col) == (7, 31)  # the fifth '*s': 5 x 50,503 values
+
+
+def test_an_alias_inside_its_own_anchor_is_refused():
+    pytest.importorskip("yaml")
+    from specopt.data import parse_data
+
+    with pytest.raises(SpecError) as info:
+        parse_data("statements: &a\n  - kind: freeze\n    selectors: *a\n", "yaml")
+    assert codes(info.value) == ["E105"] and "refers to a node that contains it" in str(info.value)
+
+
+def test_aliases_count_towards_the_nesting_limit():
+    pytest.importorskip("yaml")
+    from specopt.data import parse_data
+
+    text = "".join(f"x{i}: &x{i} " + "[" * 40 + (f"*x{i - 1}" if i else "1") + "]" * 40 + "\n" for i in range(3))
+    with pytest.raises(SpecError) as info:
+        parse_data(text + "statements: []\n", "yaml")
+    assert codes(info.value) == ["E105"] and "64 levels deep once its aliases are expanded" in str(info.value)
+
+
+def test_a_plan_that_reuses_anchors_within_the_limits_loads():
+    pytest.importorskip("yaml")
+    from specopt.data import parse_data
+
+    text = ("statements:\n  - kind: freeze\n    selectors: &heads\n      - atoms: [{kind: name, pattern: head}]\n"
+            "  - kind: unfreeze\n    selectors: *heads\n")
+    plan, _ = parse_data(text, "yaml")
+    assert [s.kind for s in plan.statements] == ["freeze", "unfreeze"]
+    assert plan.statements[1].selectors[0].atoms[0].pattern == "head"
