@@ -16,6 +16,7 @@ import torch
 from .clip import Clipper
 from .compiled import Compiled
 from .diagnostics import Diagnostic, Source, SpecError
+from .guards import check_model, check_trainable, check_unwrapped
 from .implementation import choose_implementation
 from .plan import Plan
 from .registry import SCHEDULES
@@ -57,17 +58,23 @@ def constructor_defaults(cls: type) -> dict[str, Any]:
 
 def resolve_model(plan: Plan, model: torch.nn.Module, source: Source | None = None) -> Resolution:
     """Resolve a plan against a model without building anything or changing the model."""
-    return resolve(plan, index_model(model), constructor_defaults(optimizer_class(plan, source)), source)
+    check_model(model, source)
+    resolution = resolve(plan, index_model(model), constructor_defaults(optimizer_class(plan, source)), source)
+    check_trainable(resolution, source)
+    return resolution
 
 
 def compile_plan(plan: Plan, model: torch.nn.Module, source: Source | None = None) -> Compiled:
     """Resolve a plan against a model and build its optimizer, scheduler and clipper."""
+    check_model(model, source)
     cls = optimizer_class(plan, source)
     return build(resolve(plan, index_model(model), constructor_defaults(cls), source), cls, source)
 
 
 def build(resolution: Resolution, cls: type, source: Source | None = None) -> Compiled:
     """Construct the torch objects for a resolution, then apply the freezes to the model."""
+    check_trainable(resolution, source)
+    check_unwrapped(resolution, source)
     optimizer, implementation = _make_optimizer(resolution, cls, source)
     scheduler = _make_scheduler(resolution.plan, optimizer)
     clipper = _make_clipper(resolution.plan, optimizer)
@@ -98,8 +105,19 @@ def _make_optimizer(resolution: Resolution, cls: type, source: Source | None):
     kwargs.update(implementation.flags)
     try:
         return cls(groups, **kwargs), implementation
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise SpecError([Diagnostic("E404", f"torch rejected the optimizer: {exc}", span)], source) from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # an import-path class may raise anything, even SystemExit
+        who = "torch" if cls.__module__.startswith("torch.") else f"{cls.__module__}.{cls.__qualname__}"
+        raise SpecError([Diagnostic("E404", f"{who} rejected the optimizer: {_describe(exc)}", span)],
+                        source) from None
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception's message, led by its type unless it is one of the errors torch raises for bad settings."""
+    if isinstance(exc, (ValueError, TypeError, RuntimeError)) and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _make_scheduler(plan: Plan, optimizer: torch.optim.Optimizer):
