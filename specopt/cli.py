@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -23,6 +24,9 @@ from .spec import Spec, load
 
 EXIT_SPEC_ERROR = 1
 EXIT_USAGE = 2
+MODEL_HELP = ("the model: module:Name, path/to/file.py:Name, or a factory call with literal arguments such as "
+              "mod:make(3, width=64). This imports that module, which runs its code, and calls the class or "
+              "factory; the current directory comes first on the import path")
 
 
 class UsageError(Exception):
@@ -30,7 +34,22 @@ class UsageError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+    """Run the command line; return the exit status.
+
+    When the reader of the output goes away (``specopt ... | head``), specopt
+    stops quietly with status 0, also when that shows only as stdout is flushed.
+    """
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here (also after --help), not at interpreter exit
+    except BrokenPipeError:
+        _discard_output()
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if extra and not _late_selector(args, extra):
@@ -43,20 +62,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"specopt: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:
-        sys.stderr.close()
-        return 0
+
+
+def _discard_output() -> None:
+    """Point stdout and stderr at /dev/null, so that flushing them at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (AttributeError, OSError, ValueError):  # not backed by a file descriptor (captured output)
+            continue
+    os.close(devnull)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="specopt", description="Compile optimizer-and-freeze specs "
-                                     "for PyTorch models.")
+                                     "for PyTorch models.", epilog="compile, explain and diff build the model "
+                                     "that --model names: that imports its module and runs your code.")
     parser.add_argument("--version", action="version", version=f"specopt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cmd = sub.add_parser("compile", help="compile a spec against a model and print the result")
     cmd.add_argument("spec", help="the .opt file")
     cmd.add_argument("--model", required=True, metavar="REF",
-                     help="module:Name, path/to/file.py:Name, or a factory call such as mod:make(3, width=64)")
+                     help=MODEL_HELP)
     cmd.add_argument("--json", action="store_true", help="print the per-parameter assignment as JSON")
     cmd.add_argument("--summary", action="store_true",
                      help="also print torchinfo's per-layer table of the model with the spec applied")
@@ -220,7 +248,7 @@ def _explain_parser(sub) -> None:
     cmd.add_argument("selector", nargs="?",
                      help="only the parameters this selector picks, e.g. 'convolution2*', '@*Norm*', 'ndim<2'")
     cmd.add_argument("--model", required=True, metavar="REF",
-                     help="module:Name, path/to/file.py:Name, or a factory call such as mod:make(3, width=64)")
+                     help=MODEL_HELP)
     cmd.add_argument("--json", action="store_true", help="print the explanation as JSON")
     _format_option(cmd)
     _import_option(cmd)
@@ -291,7 +319,7 @@ def _add_fmt_and_diff(sub) -> None:
     cmd.add_argument("a", help="the old .opt file")
     cmd.add_argument("b", help="the new .opt file")
     cmd.add_argument("--model", required=True, metavar="REF",
-                     help="module:Name, path/to/file.py:Name, or a factory call such as mod:make(3, width=64)")
+                     help=MODEL_HELP)
     cmd.add_argument("--json", action="store_true", help="print the comparison as JSON")
     _import_option(cmd)
     cmd.set_defaults(run=_diff)
