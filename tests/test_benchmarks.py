@@ -28,6 +28,8 @@ EXPECTED = {
     "bench_freeze": ["all trainable", "first half frozen by specopt", "freeze layers.{0,1}"],
     "bench_cli": ["python -c pass", 'python -c "import torch"', "specopt check", "target: specopt check"],
     "bench_meta": ["build the model on meta", "resolve (", "peak RSS:", "param groups"],
+    "bench_hint": ["bare named_parameters()", "hint: layers.*.moe.experts.*.w4", "closest real names:",
+                   "resolve + E301:", "target: slowest hint / bare enumeration"],
 }
 
 

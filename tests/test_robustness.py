@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from processes import ROOT, child_env
 
 import specopt
@@ -491,3 +493,86 @@ def test_compiling_before_wrapping_trains_through_ddp(process_group):
     ddp = torch.nn.parallel.DistributedDataParallel(model)
     _train(ddp, compiled.optimizer)
     assert not model[0].weight.requires_grad and model[0].weight.grad is None
+
+
+# --- the E301 hint: the same names as comparing every candidate, without comparing every one ------
+
+def reference_suggest(word: str, candidates, limit: int = 3) -> list[str]:
+    """The plain definition ``suggest`` must agree with: every candidate's full distance, then sort."""
+    from specopt.diagnostics import edit_distance
+
+    def window_distance(core: str, cand: str) -> int:
+        if len(cand) <= len(core):
+            return edit_distance(core, cand)
+        return min(edit_distance(core, cand[i:i + len(core)]) for i in range(len(cand) - len(core) + 1))
+
+    core = "".join(ch for ch in word if ch not in "*?[]{}^~!@").lower()
+    fuzzy = core != word.lower()
+    budget = max(1, len(core) // 3)
+    scored = []
+    for cand in set(candidates):
+        dist = window_distance(core, cand.lower()) if fuzzy else edit_distance(core, cand.lower())
+        if dist <= budget:
+            scored.append((dist, len(cand), cand))
+    if not scored and len(core) >= 3:
+        scored = [(len(c), 0, c) for c in set(candidates) if core in c.lower()]
+    return [c for *_, c in sorted(scored)[:limit]]
+
+
+_NAME_CHARS = "abcAB._1"
+_names = st.text(_NAME_CHARS, max_size=12)
+
+
+@st.composite
+def _near_words(draw):
+    """A list of names and a word: often one of the names with a few edits, maybe with a wildcard."""
+    names = draw(st.lists(_names, max_size=40))
+    word = draw(st.sampled_from(names)) if names and draw(st.booleans()) else draw(_names)
+    for _ in range(draw(st.integers(0, 3))):
+        at = draw(st.integers(0, len(word)))
+        edit = draw(st.sampled_from(["insert", "delete", "swap", "glob"]))
+        if edit == "insert":
+            word = word[:at] + draw(st.sampled_from(_NAME_CHARS)) + word[at:]
+        elif edit == "delete":
+            word = word[:at] + word[at + 1:]
+        elif edit == "swap" and at + 1 < len(word):
+            word = word[:at] + word[at + 1] + word[at] + word[at + 2:]
+        elif edit == "glob":
+            word = word[:at] + draw(st.sampled_from("*?")) + word[at:]
+    return word, names
+
+
+@settings(max_examples=max(1, 400 * settings.default.max_examples // 60), deadline=None)  # scaled by profile
+@given(case=_near_words(), limit=st.sampled_from([1, 3, 5]))
+def test_suggest_agrees_with_comparing_every_candidate(case, limit):
+    from specopt.diagnostics import suggest
+
+    word, names = case
+    assert suggest(word, names, limit) == reference_suggest(word, names, limit)
+
+
+def _expert_names(layers: int = 10, experts: int = 64) -> list[str]:
+    return [f"layers.{i}.moe.experts.{j}.w{k}" for i in range(layers) for j in range(experts) for k in (1, 2, 3)]
+
+
+@pytest.mark.parametrize("word", ["layers.7.moe.expert.3.w1", "layers.*.moe.experts.*.w4",
+                                  "layers.1000.moe.experts.1.w1", "zzzz.*.qqq"])
+def test_suggest_on_many_names_agrees_and_never_compares_every_candidate(word, monkeypatch):
+    from specopt import diagnostics
+
+    names = _expert_names()
+    expected = reference_suggest(word, names, 5)
+    calls = []
+    real = diagnostics.edit_distance
+    monkeypatch.setattr(diagnostics, "edit_distance", lambda a, b: calls.append(1) or real(a, b))
+    assert diagnostics.suggest(word, names, 5) == expected
+    assert len(calls) < 100, f"{len(calls)} full edit distances for {len(names)} names"
+
+
+def test_the_hint_names_the_closest_real_names(seed_model):
+    with pytest.raises(SpecError) as info:
+        specopt.parse("freeze convolution3*\ngroup cnn.VGG_16.convolution2_3 lr=1").compile(seed_model)
+    hints = [d.hint for d in info.value.diagnostics]
+    assert hints == ["closest real names: convolution1_1, convolution1_2, convolution2_1, convolution2_2",
+                     "closest real names: cnn.VGG_16.convolution2_1, cnn.VGG_16.convolution2_2, "
+                     "cnn.VGG_16.convolution1_1, cnn.VGG_16.convolution1_2"]
