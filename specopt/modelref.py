@@ -36,7 +36,7 @@ def load_model(ref: str) -> Any:
     if not callable(obj):
         raise ModelRefError(f"{ref} is neither a model, a model class nor a factory")
     args, kwargs = call if call is not None else ((), {})
-    model = _run(lambda: obj(*args, **kwargs), f"building the model {ref}", "failed")
+    model = _run(lambda: obj(*args, **kwargs), f"building the model {ref}")
     if not _is_module_instance(model):
         raise ModelRefError(f"{ref} returned {kind_of(model)}, not a torch.nn.Module")
     return model
@@ -60,7 +60,7 @@ def _import(module_part: str):
         return _import_file(Path(module_part), module_part)
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, "")
-    return _run(lambda: importlib.import_module(module_part), module_part)
+    return _run(lambda: importlib.import_module(module_part), f"importing {module_part}", module_part)
 
 
 def _import_file(path: Path, what: str):
@@ -79,7 +79,7 @@ def _import_file(path: Path, what: str):
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        _run(lambda: spec.loader.exec_module(module), what)
+        _run(lambda: spec.loader.exec_module(module), f"importing {what}", what)
     except ModelRefError:
         del sys.modules[name]
         raise
@@ -100,22 +100,24 @@ def _is_file(module, path: Path) -> bool:
     return file is not None and Path(file).resolve() == path.resolve()
 
 
-def _run(action, what: str, doing: str = "importing"):
-    """Run user code; anything it raises but KeyboardInterrupt becomes a :class:`ModelRefError`."""
+def _run(action, doing: str, module: str | None = None):
+    """Run user code; anything it raises but KeyboardInterrupt becomes a :class:`ModelRefError`.
+
+    ``doing`` says what ran (``importing models``); a module that is not found
+    is reported as such when ``module`` names the one being imported.
+    """
     try:
         return action()
     except KeyboardInterrupt:
         raise
     except ModuleNotFoundError as exc:
-        if doing == "importing":
-            raise ModelRefError(f"cannot import {what}: {exc}") from None
-        raise ModelRefError(f"{what} failed: {_describe(exc)}") from None
+        if module is not None:
+            raise ModelRefError(f"cannot import {module}: {exc}") from None
+        raise ModelRefError(f"{doing} failed: {_describe(exc)}") from None
     except SystemExit as exc:
-        prefix = f"importing {what}" if doing == "importing" else what
-        raise ModelRefError(f"{prefix} called sys.exit({exc.code!r})") from None
+        raise ModelRefError(f"{doing} called sys.exit({exc.code!r})") from None
     except BaseException as exc:
-        prefix = f"importing {what}" if doing == "importing" else what
-        raise ModelRefError(f"{prefix} failed: {_describe(exc)}") from None
+        raise ModelRefError(f"{doing} failed: {_describe(exc)}") from None
 
 
 def _describe(exc: BaseException) -> str:
@@ -126,7 +128,7 @@ def _attribute(module, attr: str, ref: str) -> Any:
     obj = module
     for part in attr.split("."):
         missing = object()
-        found = _run(lambda: getattr(obj, part, missing), f"reading {part} of {ref}", "failed")
+        found = _run(lambda: getattr(obj, part, missing), f"reading {part} of {ref}")
         if found is missing:
             names = [n for n in dir(module) if not n.startswith("_")]
             hint = did_you_mean(part, names)
