@@ -361,6 +361,13 @@ def test_unfreezing_an_integer_parameter_is_a_positioned_e407(entry):
     assert [p.requires_grad for p in model.parameters()] == before and before.count(False) == 1
 
 
+def test_unfreezing_an_integer_parameter_from_the_command_line(user_code):
+    (user_code / "unfreeze.opt").write_text("unfreeze **\n")
+    for command in ("compile", "explain"):
+        out = run_limited(command, "unfreeze.opt", "--model", "user_models:WithPositions", cwd=user_code)
+        assert_clean(out, 1, "unfreeze.opt:1:1: error: 'position_ids' cannot be trained", "[E407]")
+
+
 def test_integer_parameters_left_frozen_compile():
     model = _with_positions()
     compiled = specopt.parse("unfreeze ** & !position_ids").compile(model)
