@@ -21,6 +21,7 @@ from .diagnostics import Diagnostic, Source, SpecError
 from .driver import Driver
 from .ema import EMA
 from .events import Ramps, Switchboard, compile_events
+from .guards import check_model, check_trainable, check_unwrapped
 from .implementation import choose_implementation
 from .norms import norm_layers, unlock_all
 from .plan import Plan
@@ -64,7 +65,10 @@ def constructor_defaults(cls: type) -> dict[str, Any]:
 
 def resolve_model(plan: Plan, model: torch.nn.Module, source: Source | None = None) -> Resolution:
     """Resolve a plan against a model without building anything or changing the model."""
-    return resolve(plan, index_model(model), constructor_defaults(optimizer_class(plan, source)), source)
+    check_model(model, source)
+    resolution = resolve(plan, index_model(model), constructor_defaults(optimizer_class(plan, source)), source)
+    check_trainable(resolution, source)
+    return resolution
 
 
 def compile_plan(plan: Plan, model: torch.nn.Module, source: Source | None = None,
@@ -76,6 +80,7 @@ def compile_plan(plan: Plan, model: torch.nn.Module, source: Source | None = Non
     ``scaler`` is the ``torch.amp.GradScaler`` that ``compiled.train_step`` scales losses with.
     """
     timing = timing or plan_timing(plan)
+    check_model(model, source)
     cls = optimizer_class(plan, source)
     resolution = resolve(plan, index_model(model), constructor_defaults(cls), source)
     return build(resolution, cls, source, timing, scaler)
@@ -88,6 +93,8 @@ def build(resolution: Resolution, cls: type, source: Source | None = None,
     Everything that can fail is checked or built before the model changes: a
     ``device`` move is undone when a later step fails.
     """
+    check_trainable(resolution, source)
+    check_unwrapped(resolution, source)
     plan = resolution.plan
     timing = timing or plan_timing(plan)
     progs = programs(plan, timing, source)
@@ -165,8 +172,19 @@ def _make_optimizer(resolution: Resolution, cls: type, source: Source | None):
     kwargs.update(implementation.flags)
     try:
         return cls(groups, **kwargs), implementation
-    except (ValueError, TypeError, RuntimeError) as exc:
-        raise SpecError([Diagnostic("E404", f"torch rejected the optimizer: {exc}", span)], source) from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # an import-path class may raise anything, even SystemExit
+        who = "torch" if cls.__module__.startswith("torch.") else f"{cls.__module__}.{cls.__qualname__}"
+        raise SpecError([Diagnostic("E404", f"{who} rejected the optimizer: {_describe(exc)}", span)],
+                        source) from None
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception's message, led by its type unless it is one of the errors torch raises for bad settings."""
+    if isinstance(exc, (ValueError, TypeError, RuntimeError)) and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 _MISSING = object()

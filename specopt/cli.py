@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -24,6 +25,9 @@ from .spec import Spec, load
 MODEL_HELP = "module:Name, path/to/file.py:Name, or a factory call such as mod:make(3, width=64)"
 EXIT_SPEC_ERROR = 1
 EXIT_USAGE = 2
+MODEL_HELP = ("the model: module:Name, path/to/file.py:Name, or a factory call with literal arguments such as "
+              "mod:make(3, width=64). This imports that module, which runs its code, and calls the class or "
+              "factory; the current directory comes first on the import path")
 
 
 class UsageError(Exception):
@@ -31,7 +35,22 @@ class UsageError(Exception):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
+    """Run the command line; return the exit status.
+
+    When the reader of the output goes away (``specopt ... | head``), specopt
+    stops quietly with status 0, also when that shows only as stdout is flushed.
+    """
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe shows here (also after --help), not at interpreter exit
+    except BrokenPipeError:
+        _discard_output()
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     if extra and not _late_selector(args, extra):
@@ -44,14 +63,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"specopt: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:
-        sys.stderr.close()
-        return 0
+
+
+def _discard_output() -> None:
+    """Point stdout and stderr at /dev/null, so that flushing them at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (AttributeError, OSError, ValueError):  # not backed by a file descriptor (captured output)
+            continue
+    os.close(devnull)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="specopt", description="Compile optimizer-and-freeze specs "
-                                     "for PyTorch models.")
+                                     "for PyTorch models.", epilog="compile, explain and diff build the model "
+                                     "that --model names: that imports its module and runs your code.")
     parser.add_argument("--version", action="version", version=f"specopt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cmd = sub.add_parser("compile", help="compile a spec against a model and print the result")
@@ -401,15 +429,15 @@ def _fmt(args) -> int:
     from pathlib import Path
 
     from .fmt import format_spec
-    from .spec import parse, read_spec_text
+    from .spec import decode_spec, parse, read_spec_bytes
 
     specs, errors = {}, 0
     for path in dict.fromkeys(args.files):
         if Path(path).suffix.lower() in (".json", ".yaml", ".yml"):
             raise UsageError(f"{path}: fmt formats spec text, not a plan stored as data")
         try:
-            data = Path(path).read_bytes()
-            specs[path] = (parse(read_spec_text(path), path, defer_imports=True), data)
+            data = read_spec_bytes(path)
+            specs[path] = (parse(decode_spec(data, path), path, defer_imports=True), data)
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
         except SpecError as exc:

@@ -242,6 +242,32 @@ _ENTRIES = (
              "optimizer muon",
              "Read torch's message: e.g. muon takes only 2-D parameters, so freeze or exclude the rest.",
              needs_model=True),
+    CodeInfo("E405", "not a model",
+             "The object given to compile or resolve is not a torch.nn.Module: for example the model's "
+             "parameters, a state dict, or the model class instead of an instance.",
+             "freeze cnn   # compiled against list(model.parameters()) instead of the model",
+             "Pass the module itself: spec.compile(model).",
+             needs_model=True),
+    CodeInfo("E406", "model without parameters",
+             "The model has no parameters at all, so there is nothing to select, freeze or optimize; often its "
+             "layers sit in a plain Python list instead of an nn.ModuleList.",
+             "freeze cnn   # compiled against torch.nn.Identity()",
+             "Register the layers as submodules (nn.ModuleList, nn.Sequential), or pass the right model.",
+             needs_model=True),
+    CodeInfo("E407", "integer parameter made trainable",
+             "An unfreeze statement selects a parameter of an integer or boolean dtype, which torch never lets "
+             "require gradients; the message names it. Nothing is changed.",
+             "unfreeze **   # against a model with an integer parameter, e.g. position ids",
+             "Leave it frozen: narrow the unfreeze, e.g. `unfreeze ** & !position_ids`.",
+             needs_model=True),
+    CodeInfo("E408", "freezing inside DistributedDataParallel",
+             "The model is, or contains, a DistributedDataParallel wrapper, and the spec would freeze or "
+             "unfreeze a parameter inside it. DDP fixed its trainable parameters when it wrapped the model, "
+             "so the next backward pass would fail.",
+             "freeze cnn   # compiled against DistributedDataParallel(model)",
+             "Compile the spec on the model first, then wrap it: compiled = spec.compile(model); "
+             "model = DistributedDataParallel(model).",
+             needs_model=True),
     CodeInfo("E410", "no such device here",
              "The spec names a device this machine does not have, such as `cuda:1` on a machine with one "
              "GPU or none. Nothing is moved.",

@@ -6,7 +6,8 @@ later errors (a selector that selects nothing) point at the right line.
 Validation is the plan's own (constructing a :class:`Plan` runs ``check_plan``);
 every problem becomes a :class:`Diagnostic` with a stable code and the path of
 its field (``statements.2.options.0.value``), positioned at the key in YAML and
-at the enclosing object in JSON. Malformed files are positioned errors (E105).
+at the enclosing object in JSON. Malformed files are positioned errors (E105), and so
+are YAML documents whose aliases expand to more values or levels than plain text could hold.
 PyYAML is imported only for YAML files.
 """
 
@@ -30,18 +31,16 @@ from .extensions import import_diagnostics
 from .plan import BY_KEYWORD as STATEMENTS
 from .plan import Plan, StatementNode
 from .spec import read_spec_text
+from .yamlload import SURROGATE as _SURROGATE
+from .yamlload import YamlUnavailable, safe_loader  # noqa: F401 (YamlUnavailable: what load_data raises)
 
 DATA_SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 MAX_DEPTH = 64
+MAX_EXPANDED_NODES = 250_000
 _SPAN_KEYS = ("span", "name_span", "value_span", "kind_span", "hyper_span")
 _MAX_INT_DIGITS = 4300
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Path_ = tuple[str | int, ...]
-
-
-class YamlUnavailable(ImportError):
-    """Reading a YAML plan needs PyYAML, which is not installed."""
 
 
 class _Document(NamedTuple):
@@ -424,7 +423,7 @@ def _malformed(message: str, pos: int, text: str, hint: str | None = None) -> Di
 # --- YAML ------------------------------------------------------------------------------------
 
 def _decode_yaml(text: str) -> _Document | Diagnostic:
-    yaml, loader_class = _yaml()
+    yaml, loader_class = safe_loader(MAX_DEPTH, MAX_EXPANDED_NODES)
     loader = None
     try:
         loader = loader_class(text)
@@ -460,54 +459,3 @@ def _yaml_locate(yaml, node, path: Path_) -> Span | None:
         else:
             break
     return Span(start=start, end=node.end_mark.index)
-
-
-@lru_cache(maxsize=1)
-def _yaml():
-    """PyYAML and a safe loader that refuses duplicate keys, deep nesting and values Python rejects."""
-    try:
-        import yaml
-    except ImportError:
-        raise YamlUnavailable("reading YAML plans needs PyYAML: pip install 'specopt[yaml]'") from None
-
-    class Loader(yaml.SafeLoader):
-        depth = 0
-
-        def compose_node(self, parent, index):
-            self.depth += 1
-            try:
-                if self.depth > MAX_DEPTH:
-                    raise yaml.composer.ComposerError(None, None, f"the data nests more than {MAX_DEPTH} "
-                                                      "levels deep", self.peek_event().start_mark)
-                node = super().compose_node(parent, index)
-            finally:
-                self.depth -= 1
-            _check_node(yaml, node)
-            return node
-
-        def construct_object(self, node, deep=False):
-            try:
-                return super().construct_object(node, deep)
-            except (ValueError, TypeError, OverflowError) as exc:
-                raise yaml.constructor.ConstructorError(None, None, f"cannot read this value ({exc})",
-                                                        node.start_mark) from None
-
-    # YAML 1.1 reads 1e-3 as a string; plans mean the number, as JSON and spec files do.
-    Loader.add_implicit_resolver("tag:yaml.org,2002:float",
-                                 re.compile(r"^[-+]?([0-9][0-9_]*(\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-                                 list("-+0123456789."))
-    return yaml, Loader
-
-
-def _check_node(yaml, node) -> None:
-    """Refuse unpaired surrogates in strings and keys given twice in one mapping (merge keys aside)."""
-    if isinstance(node, yaml.ScalarNode) and _SURROGATE.search(node.value):
-        raise yaml.composer.ComposerError(None, None, "a string holds an unpaired surrogate escape",
-                                          node.start_mark)
-    seen = set()
-    for key, _ in node.value if isinstance(node, yaml.MappingNode) else ():
-        if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
-            if key.value in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"key '{key.value}' appears twice in one "
-                                                        "mapping", key.start_mark)
-            seen.add(key.value)

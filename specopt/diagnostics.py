@@ -8,6 +8,7 @@ independent of the text layout.
 
 from __future__ import annotations
 
+import bisect
 import json
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
@@ -159,27 +160,195 @@ def suggest(word: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
     closest run of characters in each candidate, so ``@*Nrom*`` finds ``LayerNorm``.
     When nothing is that close, candidates that contain the word are offered,
     shortest first, so ``conv`` finds ``convolution1_1``.
+
+    The result is that of computing :func:`edit_distance` to every candidate
+    (every run of characters, for a glob) and keeping those within a third of
+    the word's length, ordered by distance, length and name; but the strings are
+    walked in sorted order as a trie, sharing the work of common prefixes, and a
+    prefix is abandoned as soon as no string below it can be within that budget
+    or beat the ``limit`` closest found so far (see :class:`_Nearest`).
     """
     core = "".join(ch for ch in word if ch not in "*?[]{}^~!@").lower()
     fuzzy = core != word.lower()
     budget = max(1, len(core) // 3)
-    scored = []
-    for cand in set(candidates):
-        cand_l = cand.lower()
-        if not fuzzy and abs(len(cand_l) - len(core)) > budget:
-            continue
-        dist = _window_distance(core, cand_l) if fuzzy else edit_distance(core, cand_l)
-        if dist <= budget:
-            scored.append((dist, len(cand), cand))
+    pairs = _lowered(set(candidates))
+    best = (_fuzzy_distances if fuzzy else _plain_distances)(core, pairs, budget, limit)
+    scored = sorted((dist, len(cand), cand) for cand, dist in best.items())
     if not scored and len(core) >= 3:
-        scored = [(len(c), 0, c) for c in set(candidates) if core in c.lower()]
-    return [c for *_, c in sorted(scored)[:limit]]
+        scored = sorted((len(c), 0, c) for lowered, c in pairs if core in lowered)
+    return [c for *_, c in scored[:limit]]
 
 
-def _window_distance(core: str, cand: str) -> int:
-    if len(cand) <= len(core):
-        return edit_distance(core, cand)
-    return min(edit_distance(core, cand[i:i + len(core)]) for i in range(len(cand) - len(core) + 1))
+def _lowered(unique: set[str]) -> list[tuple[str, str]]:
+    """Each candidate in lower case, with the candidate."""
+    names = list(unique)
+    joined = "\x00".join(names)
+    if joined.count("\x00") != max(0, len(names) - 1):  # a name holds the separator: one at a time
+        return [(name.lower(), name) for name in names]
+    return list(zip(joined.lower().split("\x00"), names)) if names else []
+
+
+def _plain_distances(core: str, pairs: list[tuple[str, str]], budget: int, limit: int) -> dict[str, int]:
+    """The distances that matter from ``core`` to whole candidates (compared in lower case)."""
+    lo, hi = len(core) - budget, len(core) + budget
+    owners: dict[str, list[str]] = {}
+    for lowered, cand in [(lowered, c) for lowered, c in pairs if lo <= len(lowered) <= hi]:
+        owners.setdefault(lowered, []).append(cand)
+    nearest = _Nearest(core, budget, limit)
+    nearest.search(owners, owners.__getitem__)
+    return nearest.best
+
+
+def _fuzzy_distances(core: str, pairs: list[tuple[str, str]], budget: int, limit: int) -> dict[str, int]:
+    """The distances that matter from ``core`` to the closest run of ``len(core)`` characters of each
+    candidate, or to the whole candidate when it is no longer than ``core``."""
+    n = len(core)
+    if n == 0:
+        return {cand: 0 for _, cand in pairs}
+    owners: dict[str, list[str]] = {}
+    for lowered, cand in pairs:
+        if len(lowered) > n:
+            for i in range(len(lowered) - n + 1):
+                owners.setdefault(lowered[i:i + n], []).append(cand)
+        elif n - len(lowered) <= budget:
+            owners.setdefault(lowered, []).append(cand)
+    nearest = _Nearest(core, budget, limit)
+    nearest.search(owners, owners.__getitem__)
+    return nearest.best
+
+
+_FAR = 1 << 30  # stands for any distance beyond the cutoff
+
+
+class _Nearest:
+    """Edit distances from ``core`` to sorted strings, walked as a trie; keeps what can rank in the top ``limit``.
+
+    Rows of the (optimal string alignment) table are shared by strings with a
+    common prefix. The cutoff starts at ``budget`` and falls to the distance of
+    the ``limit``-th closest candidate found so far: no candidate further away
+    can make the list. Strings are walked one length at a time, and a cell can
+    lead to a distance within the cutoff only if its value plus the edits the
+    rest needs at least (the difference of the lengths left) is within it; only
+    those cells are computed, and a prefix none of whose cells qualify is
+    skipped with every string below it. Every candidate at most as far as the
+    final ``limit``-th closest gets its exact distance.
+    """
+
+    def __init__(self, core: str, budget: int, limit: int):
+        self.core, self.budget, self.limit = core, budget, max(1, limit)
+        self.cutoff = budget
+        self.best: dict[str, int] = {}
+        self.counts = [0] * (budget + 1)
+        self.length = len(core)  # of the strings being walked
+
+    def search(self, strings: Iterable[str], owners) -> None:
+        """Score ``strings``, one length at a time, nearest to the word's length first; within a length,
+        first those next to ``core`` in sorted order, which often share a long prefix with it and so
+        lower the cutoff early, then all of them."""
+        by_length: dict[int, list[str]] = {}
+        for s in strings:
+            by_length.setdefault(len(s), []).append(s)
+        for length in sorted(by_length, key=lambda n: (abs(n - len(self.core)), n)):
+            if abs(length - len(self.core)) > self.cutoff:
+                continue
+            group = sorted(by_length[length])
+            self.length = length
+            at = bisect.bisect_left(group, self.core)
+            self.walk(group[max(0, at - 2 * self.limit):at + 2 * self.limit], owners)
+            self.walk(group, owners)
+
+    def walk(self, strings: list[str], owners) -> None:
+        """Score every string of the sorted ``strings``; ``owners(s)`` names the candidates ``s`` stands for."""
+        rows, bounds = [], []
+        self._push(rows, bounds, "")
+        prev, k = "", 0
+        while k < len(strings):
+            s = strings[k]
+            depth = _common_prefix(prev, s, len(rows) - 1) + 1
+            del rows[depth:], bounds[depth:]
+            while len(rows) <= len(s) and bounds[-1] <= self.cutoff:
+                self._push(rows, bounds, s)
+            if bounds[-1] > self.cutoff:
+                prev = s[:len(rows) - 1]
+                k = bisect.bisect_right(strings, prev, lo=k + 1, key=lambda t, n=len(prev): t[:n])
+                continue
+            prev, k = s, k + 1
+            if rows[-1][-1] <= self.cutoff:
+                self._record(owners(s), rows[-1][-1])
+
+    def _push(self, rows: list[list[int]], bounds: list[int], s: str) -> None:
+        """Add the table row for ``s[:i]``, ``i = len(rows)``, and the least distance it can lead to."""
+        i, n = len(rows), len(self.core)
+        lo, hi = self._span(i)
+        row = [_FAR] * (n + 1)
+        if i == 0:
+            row[lo:hi + 1] = range(lo, hi + 1)
+        else:
+            if lo == 0:
+                row[0] = i
+            self._fill(row, rows, s, max(1, lo), hi)
+        rows.append(row)
+        bounds.append(min((row[j] + self._gap(i, j) for j in range(lo, hi + 1)), default=_FAR))
+
+    def _gap(self, i: int, j: int) -> int:
+        """The fewest edits still needed after cell (i, j): the difference of the lengths left."""
+        return abs((self.length - i) - (len(self.core) - j))
+
+    def _span(self, i: int) -> tuple[int, int]:
+        """The columns of row ``i`` that can lead to a distance within the cutoff (an interval: the sum
+        of ``|i - j|``, which no cell beats, and the gap is convex in ``j``)."""
+        c = self.cutoff
+        lo, hi = max(0, i - c), min(len(self.core), i + c)
+        while lo <= hi and abs(i - lo) + self._gap(i, lo) > c:
+            lo += 1
+        while hi >= lo and abs(i - hi) + self._gap(i, hi) > c:
+            hi -= 1
+        return lo, hi
+
+    def _fill(self, row: list[int], rows: list[list[int]], s: str, lo: int, hi: int) -> None:
+        """Compute the cells ``lo..hi`` of the row for ``s[:len(rows)]``."""
+        core, i = self.core, len(rows)
+        up, ch = rows[-1], s[i - 1]
+        back, prior = (rows[-2], s[i - 2]) if i >= 2 else (None, "")
+        left = row[lo - 1]
+        for j in range(lo, hi + 1):
+            cj = core[j - 1]
+            v = up[j - 1] + (cj != ch)
+            if up[j] + 1 < v:
+                v = up[j] + 1
+            if left + 1 < v:
+                v = left + 1
+            if back is not None and j > 1 and ch == core[j - 2] and prior == cj and back[j - 2] + 1 < v:
+                v = back[j - 2] + 1
+            row[j] = left = v
+
+    def _record(self, cands: list[str], dist: int) -> None:
+        """Note ``dist`` for each of ``cands``, then lower the cutoff to the ``limit``-th closest so far."""
+        for cand in cands:
+            old = self.best.get(cand)
+            if old is None or dist < old:
+                if old is not None:
+                    self.counts[old] -= 1
+                self.best[cand] = dist
+                self.counts[dist] += 1
+        total = 0
+        for d in range(self.cutoff + 1):
+            total += self.counts[d]
+            if total >= self.limit:
+                self.cutoff = d
+                break
+
+
+def _common_prefix(a: str, b: str, cap: int) -> int:
+    """The length of the longest common prefix of ``a`` and ``b``, at most ``cap``."""
+    lo, hi = 0, min(len(a), len(b), cap)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[:mid] == b[:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:

@@ -14,8 +14,9 @@ each of its names matches apart (an intersection must hold on one name).
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from .diagnostics import Diagnostic, did_you_mean, suggest
 from .nodes import Selector, Term
@@ -388,26 +389,53 @@ def _nothing(atom: Selector, index) -> Diagnostic:
 
 def _nothing_hint(atom: Selector, index) -> str | None:
     if atom.kind == "ndim":
-        ranks = sorted({p.ndim for p in index.params})
+        ranks = sorted({t.dim() for t in _plain_walk(index).tensors})
         return "parameter ranks in this model: " + ", ".join(map(str, ranks))
     if atom.kind == "class":
-        names = {n for names in index.module_classes.values() for n in names if "." not in n}
+        names = {n for cls in {type(m) for m in index.model.modules()} for n in class_names(cls) if "." not in n}
         return did_you_mean(atom.pattern, names) or "module classes here: " + ", ".join(sorted(names)[:12])
-    if atom.anchored and NamePattern(atom.pattern, anchored=False).matches_any(p.names for p in index.params):
+    if atom.anchored and _matches_below_root(atom, index):
         return f"'{atom.pattern}' matches below the root: drop the '^', or spell the path from the root"
     close = suggest(atom.pattern, _windows(index, atom), limit=5)
     return ("closest real names: " + ", ".join(close)) if close else None
+
+
+_WALKS: "weakref.WeakKeyDictionary[Any, Found]" = weakref.WeakKeyDictionary()
+
+
+def _plain_walk(index) -> Found:
+    """Every parameter's names and tensor, from one walk per model index shared by all the hints."""
+    found = _WALKS.get(index)
+    if found is None:
+        found = _WALKS[index] = walk(index.model, TreeMatcher(()))
+    return found
+
+
+def _names(index) -> Iterator[str]:
+    """Every name of every parameter: the first name of each, then its other names."""
+    found = _plain_walk(index)
+    for k, name in enumerate(found.names):
+        yield name
+        yield from found.aliases.get(k, ())
+
+
+def _matches_below_root(atom: Selector, index) -> bool:
+    pattern = NamePattern(atom.pattern, anchored=False)
+    return any(pattern.matches(name) for name in _names(index))
 
 
 def _windows(index, atom: Selector) -> set[str]:
     """Real names to compare a failed name selector with: runs of as many segments as it has."""
     width = atom.pattern.count(".") + 1
     out: set[str] = set()
-    for p in index.params:
-        for name in p.names:
-            parts = name.split(".")
-            for s in ([0] if atom.anchored else range(len(parts))):
-                out.add(".".join(parts[s:s + width]))
-            if len(out) > MAX_SUGGESTION_CANDIDATES:
-                return out
+    for name in _names(index):
+        parts = name.split(".")
+        if atom.anchored or len(parts) == 1:
+            out.add(".".join(parts[:width]))
+        elif width == 1:
+            out.update(parts)
+        else:
+            out.update([".".join(parts[s:s + width]) for s in range(len(parts))])
+        if len(out) > MAX_SUGGESTION_CANDIDATES:
+            return out
     return out

@@ -1,4 +1,10 @@
-"""Model references on the command line: ``pkg.mod:Net``, ``path/to/file.py:Net``, ``mod:make(3, width=64)``."""
+"""Model references on the command line: ``pkg.mod:Net``, ``path/to/file.py:Net``, ``mod:make(3, width=64)``.
+
+Loading a reference imports the user's module, which runs its code, and calls
+the class or factory it names. Whatever that code raises (``sys.exit`` included,
+``KeyboardInterrupt`` aside) becomes a :class:`ModelRefError`, and so does a
+factory that returns something other than a ``torch.nn.Module``.
+"""
 
 from __future__ import annotations
 
@@ -30,10 +36,10 @@ def load_model(ref: str) -> Any:
     if not callable(obj):
         raise ModelRefError(f"{ref} is neither a model, a model class nor a factory")
     args, kwargs = call if call is not None else ((), {})
-    try:
-        return obj(*args, **kwargs)
-    except Exception as exc:
-        raise ModelRefError(f"building the model {ref} failed: {type(exc).__name__}: {exc}") from None
+    model = _run(lambda: obj(*args, **kwargs), f"building the model {ref}")
+    if not _is_module_instance(model):
+        raise ModelRefError(f"{ref} returned {kind_of(model)}, not a torch.nn.Module")
+    return model
 
 
 def _split(ref: str) -> tuple[str, tuple[tuple, dict] | None]:
@@ -54,7 +60,7 @@ def _import(module_part: str):
         return _import_file(Path(module_part), module_part)
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.insert(0, "")
-    return _run(lambda: importlib.import_module(module_part), module_part)
+    return _run(lambda: importlib.import_module(module_part), f"importing {module_part}", module_part)
 
 
 def _import_file(path: Path, what: str):
@@ -73,7 +79,7 @@ def _import_file(path: Path, what: str):
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
-        _run(lambda: spec.loader.exec_module(module), what)
+        _run(lambda: spec.loader.exec_module(module), f"importing {what}", what)
     except ModelRefError:
         del sys.modules[name]
         raise
@@ -94,25 +100,54 @@ def _is_file(module, path: Path) -> bool:
     return file is not None and Path(file).resolve() == path.resolve()
 
 
-def _run(action, what: str):
+def _run(action, doing: str, module: str | None = None):
+    """Run user code; anything it raises but KeyboardInterrupt becomes a :class:`ModelRefError`.
+
+    ``doing`` says what ran (``importing models``); a module that is not found
+    is reported as such when ``module`` names the one being imported.
+    """
     try:
         return action()
+    except KeyboardInterrupt:
+        raise
     except ModuleNotFoundError as exc:
-        raise ModelRefError(f"cannot import {what}: {exc}") from None
-    except Exception as exc:
-        raise ModelRefError(f"importing {what} failed: {type(exc).__name__}: {exc}") from None
+        if module is not None:
+            raise ModelRefError(f"cannot import {module}: {exc}") from None
+        raise ModelRefError(f"{doing} failed: {_describe(exc)}") from None
+    except SystemExit as exc:
+        raise ModelRefError(f"{doing} called sys.exit({exc.code!r})") from None
+    except BaseException as exc:
+        raise ModelRefError(f"{doing} failed: {_describe(exc)}") from None
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _attribute(module, attr: str, ref: str) -> Any:
     obj = module
     for part in attr.split("."):
-        if not hasattr(obj, part):
+        missing = object()
+        found = _run(lambda: getattr(obj, part, missing), f"reading {part} of {ref}")
+        if found is missing:
             names = [n for n in dir(module) if not n.startswith("_")]
             hint = did_you_mean(part, names)
             raise ModelRefError(f"{ref}: no '{part}' in {module.__name__}" + (f"; {hint}" if hint else ""))
-        obj = getattr(obj, part)
+        obj = found
     return obj
 
 
 def _is_module_instance(obj: Any) -> bool:
-    return hasattr(obj, "named_parameters") and not isinstance(obj, type)
+    import torch
+
+    return isinstance(obj, torch.nn.Module)
+
+
+def kind_of(value: Any) -> str:
+    """What ``value`` is, for a message: ``None``, ``the class X``, or ``a X`` / ``an X`` after its type."""
+    if value is None:
+        return "None"
+    if isinstance(value, type):
+        return f"the class {value.__name__}"
+    name = type(value).__name__
+    return ("an " if name[:1].lower() in "aeiou" else "a ") + name

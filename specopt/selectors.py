@@ -23,6 +23,7 @@ from .diagnostics import did_you_mean
 
 STAR2 = "**"
 _MAX_ALTERNATIVES = 64
+MAX_BRACE_DEPTH = 8
 _NDIM = re.compile(r"(<=|>=|==|!=|<|>)([0-9]{1,6})")
 FLAGS = {"i": "ignore case", "first": "a tied tensor's first name only"}
 
@@ -107,38 +108,87 @@ def _segment_problems(seg: str, kind: str) -> list[tuple[str, str | None]]:
 
 
 def _expand_braces(seg: str) -> list[str]:
-    """Expand ``{a,b}`` alternatives (nestable) into plain globs."""
-    start = seg.find("{")
-    if start < 0:
-        if "}" in seg:
-            raise ValueError("'}' without '{'")
-        return [seg]
-    depth, end = 0, -1
-    for i in range(start, len(seg)):
-        depth += {"{": 1, "}": -1}.get(seg[i], 0)
-        if depth == 0:
-            end = i
-            break
-    if end < 0:
+    """Expand ``{a,b}`` alternatives (nestable) into plain globs, in order.
+
+    Raises ``ValueError`` for unbalanced braces, braces nested more than
+    :data:`MAX_BRACE_DEPTH` deep or more than :data:`_MAX_ALTERNATIVES`
+    alternatives. The segment is read once; the work is linear in its length
+    times the (bounded) number of alternatives, however many groups it has.
+    """
+    _check_braces(seg)
+    parts, _ = _brace_sequence(seg, 0, top=True)
+    if _count(parts) > _MAX_ALTERNATIVES:
+        raise ValueError(f"more than {_MAX_ALTERNATIVES} brace alternatives")
+    return _expand_sequence(parts)
+
+
+def _check_braces(seg: str) -> None:
+    depth, deepest, stray = 0, 0, False
+    for ch in seg:
+        if ch == "{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch == "}":
+            stray = stray or depth == 0
+            depth = max(0, depth - 1)
+    if depth > 0:
         raise ValueError("'{' without '}'")
-    out = []
-    for choice in _split_top(seg[start + 1:end]):
-        out += _expand_braces(seg[:start] + choice + seg[end + 1:])
-        if len(out) > _MAX_ALTERNATIVES:
-            raise ValueError(f"more than {_MAX_ALTERNATIVES} brace alternatives")
-    return out
+    if stray:
+        raise ValueError("'}' without '{'")
+    if deepest > MAX_BRACE_DEPTH:
+        raise ValueError(f"braces nested more than {MAX_BRACE_DEPTH} deep")
 
 
-def _split_top(body: str) -> list[str]:
-    parts, depth, cur = [], 0, ""
-    for ch in body:
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
+_Parts = list  # of str (literal text) and of groups: lists of alternatives, each a _Parts
+
+
+def _brace_sequence(seg: str, i: int, top: bool = False) -> tuple[_Parts, int]:
+    """The parts from ``i`` up to the ``,`` or ``}`` that ends an alternative (the end, at the top)."""
+    parts: _Parts = []
+    start = i
+    while i < len(seg) and (top or seg[i] not in ",}"):
+        if seg[i] == "{":
+            parts.append(seg[start:i])
+            group, i = _brace_group(seg, i + 1)
+            parts.append(group)
+            start = i
+        else:
+            i += 1
+    parts.append(seg[start:i])
+    return parts, i
+
+
+def _brace_group(seg: str, i: int) -> tuple[list[_Parts], int]:
+    """The alternatives of the group whose ``{`` is just before ``i``, and the index after its ``}``."""
+    alternatives = []
+    while True:
+        parts, i = _brace_sequence(seg, i)
+        alternatives.append(parts)
+        if seg[i] == "}":
+            return alternatives, i + 1
+        i += 1  # past the ','
+
+
+def _count(parts: _Parts) -> int:
+    """How many globs ``parts`` expands to, capped just above the limit."""
+    n = 1
+    for part in parts:
+        if not isinstance(part, str):
+            n = min(n * sum(_count(alt) for alt in part), _MAX_ALTERNATIVES + 1)
+    return n
+
+
+def _expand_sequence(parts: _Parts) -> list[str]:
+    out, run = [""], []
+    for part in parts:
+        choices = [part] if isinstance(part, str) else [g for alt in part for g in _expand_sequence(alt)]
+        if len(choices) == 1:
+            run.append(choices[0])
             continue
-        depth += {"{": 1, "}": -1}.get(ch, 0)
-        cur += ch
-    return parts + [cur]
+        literal, run = "".join(run), []
+        out = [o + literal + c for o in out for c in choices]
+    literal = "".join(run)
+    return [o + literal for o in out]
 
 
 def _tokens(glob: str) -> tuple[Token, ...]:

@@ -154,7 +154,58 @@ def _loading(checkpoint):
     return setup
 
 
+def _change_model(monkeypatch, change) -> None:
+    """Compile against ``change(model)`` instead of the model the ``.model`` reference builds."""
+    from specopt import modelref
+
+    real = modelref.load_model
+    monkeypatch.setattr(modelref, "load_model", lambda ref: change(real(ref)))
+
+
+def _setup_e405(monkeypatch, tmp_path):
+    """The model's parameters passed where the model belongs."""
+    _change_model(monkeypatch, lambda model: list(model.parameters()))
+    return {}
+
+
+def _setup_e406(monkeypatch, tmp_path):
+    """A model without parameters."""
+    import torch
+
+    _change_model(monkeypatch, lambda model: torch.nn.Identity())
+    return {}
+
+
+def _setup_e407(monkeypatch, tmp_path):
+    """The seed model with an integer parameter, ``position_ids``."""
+    import torch
+
+    def with_positions(model):
+        model.position_ids = torch.nn.Parameter(torch.arange(4), requires_grad=False)
+        return model
+
+    _change_model(monkeypatch, with_positions)
+    return {}
+
+
+def _setup_e408(monkeypatch, tmp_path):
+    """The seed model wrapped in DistributedDataParallel, in a one-process gloo group."""
+    import torch
+    import torch.distributed as dist
+
+    def wrapped(model):
+        dist.init_process_group("gloo", rank=0, world_size=1, init_method=f"file://{tmp_path}/ddp-store")
+        try:
+            return torch.nn.parallel.DistributedDataParallel(model)
+        finally:
+            dist.destroy_process_group()  # compiling never communicates; the wrapper only has to exist
+
+    _change_model(monkeypatch, wrapped)
+    return {}
+
+
 SETUPS = {"E102": _setup_e102, "E221": _setup_e221, "E222": _setup_e222, "E401": _setup_e401,
+          "E405": _setup_e405, "E406": _setup_e406, "E407": _setup_e407, "E408": _setup_e408,
           "E501": _loading(lambda: _seed_trained("optimizer adam").optimizer.state_dict()),
           "E502": _loading(lambda: _seed_trained("freeze classifier").state_dict()),
           "E503": _loading(lambda: _seed_trained("optimizer adam", classes=20).state_dict()),
