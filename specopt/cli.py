@@ -429,7 +429,8 @@ def _fmt(args) -> int:
     from pathlib import Path
 
     from .fmt import format_spec
-    from .spec import decode_spec, parse, read_spec_bytes
+    from .sources import decode_spec, read_spec_bytes
+    from .spec import parse
 
     specs, errors = {}, 0
     for path in dict.fromkeys(args.files):

@@ -30,7 +30,7 @@ from .parse import MAX_SOURCE_CHARS
 from .extensions import import_diagnostics
 from .plan import BY_KEYWORD as STATEMENTS
 from .plan import Plan, StatementNode
-from .spec import read_spec_text
+from .sources import read_spec_text
 from .yamlload import SURROGATE as _SURROGATE
 from .yamlload import YamlUnavailable, safe_loader  # noqa: F401 (YamlUnavailable: what load_data raises)
 

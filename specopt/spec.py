@@ -5,8 +5,6 @@ Parsing needs no torch; ``Spec.compile`` imports it on first use.
 
 from __future__ import annotations
 
-import codecs
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,13 +13,12 @@ from .diagnostics import Diagnostic, Source, Span, SpecError
 from .extensions import check_imports
 from .parse import parse_text
 from .plan import Plan
+from .sources import read_spec_text  # noqa: F401 (part of the API: spec files as text)
 
 if TYPE_CHECKING:
     from .compiled import Compiled
     from .resolve import Resolution
 
-_CHUNK = 1 << 16
-_SHOWN = 120
 
 
 @dataclass(frozen=True)
@@ -89,46 +86,6 @@ def load(path: str | Path, allow_import: bool = False) -> Spec:
 
         return Spec(*load_data(path, allow_import), allow_import)
     return parse(read_spec_text(path), str(path), allow_import)
-
-
-def read_spec_text(path: str | Path) -> str:
-    """Read a spec file as UTF-8; undecodable bytes (E104) and oversized files (E102) are positioned errors.
-
-    At most a little more than the size limit is read, so a huge file or
-    ``/dev/zero`` costs no more than a file just over the limit.
-    """
-    return decode_spec(read_spec_bytes(path), str(path))
-
-
-def read_spec_bytes(path: str | Path) -> bytes:
-    """The bytes of a spec file, reading only as far as needed to find it is over the size limit (E102)."""
-    limit = sys.modules[parse_text.__module__].MAX_SOURCE_CHARS  # read when called: tests lower it
-    counter = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-    chunks, chars = [], 0
-    with open(path, "rb") as file:
-        while chunk := file.read(_CHUNK):
-            chunks.append(chunk)
-            chars += len(counter.decode(chunk))
-            if chars > limit:
-                head = b"".join(chunks)[:_SHOWN].decode("utf-8-sig", errors="replace")  # for line 1 only
-                raise SpecError([Diagnostic("E102", f"spec is too large (more than {limit} characters, "
-                                            "the limit)", Span(start=0, end=0),
-                                            "split the spec, or check that the right file was passed")],
-                                Source(head, str(path)))
-    return b"".join(chunks)
-
-
-def decode_spec(data: bytes, name: str) -> str:
-    """Decode a spec file's bytes as UTF-8 (a byte-order mark is dropped); bad bytes are E104."""
-    data = data[len(codecs.BOM_UTF8):] if data.startswith(codecs.BOM_UTF8) else data
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        text = data.decode("utf-8", errors="replace")
-        at = len(data[:exc.start].decode("utf-8", errors="replace"))
-        raise SpecError([Diagnostic("E104", f"the file is not valid UTF-8 (byte 0x{data[exc.start]:02x})",
-                                    Span(start=at, end=at + 1), "save the spec as UTF-8 text")],
-                        Source(text, name)) from None
 
 
 def compile(text: str, model, allow_import: bool = False, **options) -> "Compiled":
