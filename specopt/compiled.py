@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
@@ -28,9 +28,12 @@ TORCH_COMPILE_PREFIX = "_orig_mod."  # what torch.compile's wrapper puts before 
 class Compiled(TrainingLoop):
     """A compiled spec: the torch optimizer, LR scheduler (or ``None``) and clipper (or ``None``).
 
+    ``optimizer`` is one torch optimizer: with several ``optimizer`` statements,
+    a :class:`~specopt.combined.CombinedOptimizer` over ``optimizers``, the
+    real ones in slot order (each with its ``implementation`` in ``implementations``).
     ``resolution`` is the report of the assignment: every parameter's frozen
-    state and hyperparameters, each with the statement that set it.
-    ``implementation`` says which optimizer implementation was chosen and why.
+    state, optimizer and hyperparameters, each with the statement that set it.
+    ``implementation`` says which implementation the first optimizer runs and why.
     ``driver`` runs the training loop's mechanics (:class:`specopt.loop.TrainingLoop`),
     and ``device`` is where the ``device`` statement moved the model (``None`` without one).
     """
@@ -44,6 +47,8 @@ class Compiled(TrainingLoop):
     timing: "Timing | None" = None
     driver: "Driver | None" = None
     device: "torch.device | None" = None
+    optimizers: list = field(default_factory=list)
+    implementations: list = field(default_factory=list)
 
     @property
     def schedule_unit(self) -> str | None:
