@@ -111,6 +111,7 @@ class ParamExplanation:
     group_index: int | None
     settings: tuple[FinalValue, ...]
     changes: tuple[TimedChange, ...] = ()
+    optimizer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -208,8 +209,9 @@ def _explain_param(p: ParamAssignment, resolution: Resolution, source: Source | 
     changes = tuple(TimedChange(moment_text(c.moment), c.trainable, _ref(c.by, source),
                                 c.warmup.text if c.warmup is not None and c.trainable else None)
                     for c in param_changes(p, resolution))
+    optimizer = resolution.slots[p.optimizer].info.name if p.optimizer is not None else None
     return ParamExplanation(p.info.name, p.info.aliases, p.info.shape, p.info.numel, touches,
-                            p.frozen, frozen_by, group, p.group, settings, changes)
+                            p.frozen, frozen_by, group, p.group, settings, changes, optimizer)
 
 
 def _touch(origin: Origin, p: ParamAssignment, resolution: Resolution, source: Source | None) -> Touch:
@@ -309,7 +311,7 @@ def _render_state(p: ParamExplanation) -> str:
     if p.frozen and p.group_index is None:
         return f"frozen{by}; in no param group, so these values are unused"
     start = f"frozen{by} at the start" if p.frozen else "trainable"
-    lines = [f"{start}, param group [{p.group_index}] {p.group}"]
+    lines = [f"{start}, param group [{p.group_index}] {p.group}, optimizer {p.optimizer}"]
     return "\n    ".join(lines + [c.text for c in p.changes])
 
 
