@@ -27,18 +27,9 @@ from common import (Candidate, format_seconds, interleave, machine, medians, par
                     print_target)
 from specopt.curves import Curve
 from specopt.scheduler import SpecScheduler
-from specopt.schedules import Level, PhaseSpec, Program
+from specopt.schedules import Level, PhaseSpec, Program, program
 
 HORIZON = 10_000_000  # every schedule is longer than the benchmark runs, so none ends or raises
-
-
-def program(*phases: tuple, hyper: str = "lr") -> Program:
-    """A program from (kind, length, args) triples, back to back from 0."""
-    out, start = [], 0.0
-    for kind, length, args in phases:
-        out.append(PhaseSpec(kind, start, length, args))
-        start += length or 0.0
-    return Program(hyper, tuple(out))
 
 
 def _sequential(o):

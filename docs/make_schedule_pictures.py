@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 
 from specopt.plot import plot  # noqa: E402
 from specopt.preview import CurvePreview, GroupCurve, Preview, preview_programs  # noqa: E402
-from specopt.schedules import X1, Level, PhaseSpec, Program  # noqa: E402
+from specopt.schedules import X1, Level, program  # noqa: E402
 
 RUN = 100
 GROUPS = [{"name": "base 1", "lr": 1.0, "momentum": 0.9}]
@@ -28,15 +28,6 @@ GROUPS = [{"name": "base 1", "lr": 1.0, "momentum": 0.9}]
 def x(v: float) -> Level:
     """A relative level, written x``v``."""
     return Level(v, True)
-
-
-def program(*phases: tuple, hyper: str = "lr") -> Program:
-    """A program from (kind, length, args) triples, back to back from 0."""
-    out, start = [], 0.0
-    for kind, length, args in phases:
-        out.append(PhaseSpec(kind, start, length, args))
-        start += length or 0.0
-    return Program(hyper, tuple(out))
 
 
 # picture name: (the spec it shows, its program)

@@ -31,15 +31,21 @@ def written_name(name: str) -> str:
 
 def check_options(options: Sequence[Option], info: OptimizerInfo, group: bool) -> list[Diagnostic]:
     """Check ``key=value`` options against an optimizer's registry entry."""
-    diags, seen = [], set()
+    diags, first = _given_once(options)
+    return diags + [d for opt in first for d in _check_option(opt, info, group)]
+
+
+def _given_once(options: Sequence[Option]) -> tuple[list[Diagnostic], list[Option]]:
+    """E203 for each key given again in one statement, and the options that come first."""
+    diags, first, seen = [], [], set()
     for opt in options:
         if opt.key in seen:
             diags.append(Diagnostic("E203", f"'{opt.key}' is given twice", opt.span,
                                     "each key may appear once per statement"))
-            continue
-        seen.add(opt.key)
-        diags += _check_option(opt, info, group)
-    return diags
+        else:
+            seen.add(opt.key)
+            first.append(opt)
+    return diags, first
 
 
 def check_group_options(options: Sequence[Option], infos: Sequence[OptimizerInfo]) -> list[Diagnostic]:
@@ -48,13 +54,8 @@ def check_group_options(options: Sequence[Option], infos: Sequence[OptimizerInfo
     Whether the parameters the group selects belong to an optimizer with that
     option is known only against a model (``resolve`` checks it).
     """
-    diags, seen = [], set()
-    for opt in options:
-        if opt.key in seen:
-            diags.append(Diagnostic("E203", f"'{opt.key}' is given twice", opt.span,
-                                    "each key may appear once per statement"))
-            continue
-        seen.add(opt.key)
+    diags, first = _given_once(options)
+    for opt in first:
         holder = next((info for info in infos if info.option(opt.key) is not None), None)
         if holder is None:
             names = list(dict.fromkeys(o.name for info in infos for o in info.options))

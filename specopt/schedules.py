@@ -361,6 +361,15 @@ class Program:
     phases: tuple[PhaseSpec, ...]
 
 
+def program(*phases: tuple, hyper: str = "lr") -> Program:
+    """A program from ``(kind, length, args)`` triples run back to back from time 0 (``None``: open-ended)."""
+    out, start = [], 0.0
+    for kind, length, args in phases:
+        out.append(PhaseSpec(kind, start, length, args))
+        start += length or 0.0
+    return Program(hyper, tuple(out))
+
+
 # --- reading a phase's arguments and a group's values -------------------------------------
 
 def argument(phase: PhaseSpec, name: str) -> Any:

@@ -9,20 +9,11 @@ import torch
 
 from specopt.preview import preview_programs
 from specopt.scheduler import SpecScheduler
-from specopt.schedules import Level, PhaseSpec, Program
+from specopt.schedules import Level, PhaseSpec, Program, program
 
 matplotlib = pytest.importorskip("matplotlib")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def program(*phases: tuple, hyper: str = "lr") -> Program:
-    """A program from (kind, length, args) triples, back to back from 0."""
-    out, start = [], 0.0
-    for kind, length, args in phases:
-        out.append(PhaseSpec(kind, start, length, args))
-        start += length or 0.0
-    return Program(hyper, tuple(out))
 
 
 PROGRAMS = [program(("warmup", 100, {}), ("cosine", 900, {"to": Level(0.1, True)})),

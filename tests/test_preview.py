@@ -15,18 +15,9 @@ import torch
 from golden import GOLDEN, check
 from specopt.preview import preview, preview_programs
 from specopt.scheduler import SpecScheduler
-from specopt.schedules import X1, Level, PhaseSpec, Program
+from specopt.schedules import Level, PhaseSpec, Program, program, X1
 
 FOLDER = GOLDEN / "preview"
-
-
-def program(*phases: tuple, hyper: str = "lr") -> Program:
-    """A program from (kind, length, args) triples, back to back from 0."""
-    out, start = [], 0.0
-    for kind, length, args in phases:
-        out.append(PhaseSpec(kind, start, length, args))
-        start += length or 0.0
-    return Program(hyper, tuple(out))
 
 
 HEAD_AND_DEFAULT = [{"name": "head", "lr": 1e-2, "momentum": 0.9, "weight_decay": 0.05},

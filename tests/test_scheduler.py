@@ -25,7 +25,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from torch.optim import lr_scheduler as L
 
-from specopt.schedules import X1, Level, PhaseSpec, Program
+from specopt.schedules import Level, PhaseSpec, Program, program, X1
 from specopt.scheduler import SpecScheduler
 
 BASES = st.lists(st.floats(1e-6, 10.0), min_size=1, max_size=3)
@@ -73,15 +73,6 @@ def side_by_side(make_torch, programs, bases, steps, kind="sgd", keys=("lr",), m
             theirs.step(*args)
             ours.step(*args)
     assert ours.last_epoch == steps and ours.get_last_lr() == [g["lr"] for g in ours_opt.param_groups]
-
-
-def program(*phases: tuple, hyper: str = "lr") -> Program:
-    """A program from (kind, length, args) triples, back to back from 0."""
-    out, start = [], 0.0
-    for kind, length, args in phases:
-        out.append(PhaseSpec(kind, start, length, args))
-        start += length or 0.0
-    return Program(hyper, tuple(out))
 
 
 @given(BASES, st.floats(0.01, 1.0), END_FACTORS, st.integers(1, 400))

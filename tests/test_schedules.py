@@ -23,19 +23,10 @@ from processes import run_code
 from specopt.curves import CLOSED_FORMS, Curve, boundaries, cycle, phase_levels, value_at, values
 from specopt.registry import KNOWN_BOUNDS, check_bounds
 from specopt.schedules import (ARG_KINDS, SCHEDULE_KINDS, X0, X1, Level, Mix, PhaseSpec, Program, cycled_hyper,
-                               fingerprint, hyper_value)
+                               fingerprint, hyper_value, program)
 
 BASES = st.lists(st.floats(1e-6, 10.0), min_size=2, max_size=4)
 LEVELS = st.one_of(st.floats(0.0, 2.0).map(lambda v: Level(v, True)), st.floats(0.0, 1.0).map(lambda v: Level(v, False)))
-
-
-def program(*phases: tuple, hyper: str = "lr") -> Program:
-    """A program from (kind, length, args) triples, back to back from 0."""
-    out, start = [], 0.0
-    for kind, length, args in phases:
-        out.append(PhaseSpec(kind, start, length, args))
-        start += length or 0.0
-    return Program(hyper, tuple(out))
 
 
 def close(a: float, b: float, scale: float = 0.0) -> bool:
