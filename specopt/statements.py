@@ -19,7 +19,7 @@ from pydantic import Field
 
 from .clauses import check_clauses, read_clauses
 from .diagnostics import Diagnostic, Span, did_you_mean
-from .nodes import UNIT_WORDS, Length, Node, Option, Term
+from .nodes import UNIT_WORDS, Length, Node, Option, Term, factor_value
 from .options import check_options, written_name
 from .registry import CLIP_MODES, OptimizerInfo, check_bounds, parse_clip_mode
 from .selectors import selector_problems
@@ -305,7 +305,7 @@ class StepStatement(Statement):
     def from_parse(cls, parts: Parts) -> "StepStatement":
         every, *unit, factor = parts.children
         return cls(every=parts.whole(every), unit=parts.unit(unit[0]) if unit else "epoch",
-                   gamma=float(str(factor)[1:]), span=parts.span)
+                   gamma=factor_value(str(factor)), span=parts.span)
 
 
 class RunStatement(Statement):
