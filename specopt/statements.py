@@ -12,6 +12,7 @@ plan's union, the docs or the formatter.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Literal
 
@@ -356,7 +357,7 @@ class StepsPerEpochStatement(Statement):
 
 
 def _positive_whole(value: Any, what: str, span: Span | None) -> list[Diagnostic]:
-    if value != int(value) or value < 1:
+    if not math.isfinite(value) or value != int(value) or value < 1:
         return [Diagnostic("E207", f"{what} must be a whole number of at least 1, got {value:g}", span)]
     return []
 
