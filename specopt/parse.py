@@ -214,7 +214,8 @@ _EXPECTED = {
     "NUMBER": "a number", "INT": "a whole number", "FACTOR": "a factor like x0.1",
     "_EVERY": "'every'", "UNIT": "'epochs' or 'steps'", "EQUAL": "'='", "LPAR": "'('",
     "RPAR": "')'", "COMMA": "','", "STRING": "a quoted string", "LABEL": "a group name",
-    "PERCENT": "a share of the run like 10%", "_AT": "'at'", "_WARMUP": "'warmup'",
+    "PERCENT": "a share of the run like 10%", "_AT": "'at'", "_WARMUP": "'warmup'", "_THEN": "'then'",
+    "_WITH": "'with'",
 }
 
 

@@ -21,6 +21,7 @@ from typing import Any, Iterator, Mapping
 from .built import built_flags
 from .cascade import MODEL_ORIGIN, Origin, Outcome, Rules, Setting, cascade, no_effect_warnings
 from .diagnostics import Source, SpecError
+from .layering import place_layers
 from .match import Found, TreeMatcher, class_names, selection_errors, walk
 from .norms import norm_warnings
 from .plan import Plan
@@ -172,11 +173,12 @@ def resolve(plan: Plan, index: ModelIndex, defaults: Mapping[str, Any],
     rules = Rules(plan.statements, lambda i: origin_of(plan, i, source), matcher, info)
     with _collector_paused():
         found = walk(index.model, matcher)
+        layer_diags = place_layers(plan, found, matcher, rules, lambda i: origin_of(plan, i, source))
         signatures = _signatures(found)
         number = {sig: k for k, sig in enumerate(dict.fromkeys(signatures))}
         selections = [_selection(sig, matcher) for sig in number]
         outcomes = [cascade(h, sig[2], rules, base, names) for (h, names), sig in zip(selections, number)]
-        diags = selection_errors(rules.rules, matcher, selections, index)
+        diags = selection_errors(rules.rules, matcher, selections, index) + layer_diags
         diags += list(dict.fromkeys(d for o in outcomes for d in o.problems))
         if diags:
             raise SpecError(diags, source)
@@ -288,13 +290,13 @@ def _unique(names: list[str]) -> list[str]:
 
 
 def _add_labels(labels: dict[int, str], out: Outcome) -> None:
-    origins = [s.origin for s in out.settings.values() if s.origin is not None and s.origin.kind == "group"]
+    origins = [s.origin for s in out.settings.values() if s.origin is not None and s.origin.kind in ("group", "layers")]
     if out.ramp_key:
         labels.update({s.index: s.origin.label for s in out.switches if s.warmup is not None})
     if not origins:
         labels[-1] = "default"
     for o in origins:
-        labels[o.index] = o.label
+        labels[o.index] = getattr(o, "group_label", o.label)
 
 
 def _group_name(labels: dict[int, str]) -> str:
