@@ -36,6 +36,8 @@ EXPECTED = {
                          "target: train_step / hand-written loop, large", "target: backward waiting"],
     "bench_hint": ["bare named_parameters()", "hint: layers.*.moe.experts.*.w4", "closest real names:",
                    "resolve + E301:", "target: slowest hint / bare enumeration"],
+    "bench_layers": ["bare named_parameters()", "by hand: one group per layer", "layers statement",
+                     "both specs agree on every tensor", "target: layers statement / by hand"],
 }
 
 
