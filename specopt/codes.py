@@ -232,20 +232,20 @@ _ENTRIES = (
              "group convolution1* & classifier lr=1",
              "Check the selectors: an intersection keeps only parameters every one of them selects.",
              needs_model=True),
-    CodeInfo("E303", "with selector joins no layer",
+    CodeInfo("E306", "with selector joins no layer",
              "A `with` selector of a `layers` slot captures numbers that start no layer of its slot, so the "
              "parameters it selects have no layer to join (`layers.*.downsample` joins the first layer of "
              "`layers.*.blocks.*` numbered with the same stage).",
              "layers convolution1_[1] with convolution2_? decay=0.5",
              "Narrow the with selector to the modules that have a layer to join, or widen the slot.",
              needs_model=True),
-    CodeInfo("E304", "wildcard captured no number",
+    CodeInfo("E307", "wildcard captured no number",
              "A wildcard of a `layers` selector matched a module whose name there is not a whole number, such "
              "as `blocks.*` matching `blocks.norm`; layers are ordered by the numbers their wildcards capture.",
              "layers cnn.VGG_16.* decay=0.5",
              "Narrow the wildcard to digits (`blocks.[0-9]*`), or leave the module out: `blocks.* & !blocks.norm`.",
              needs_model=True),
-    CodeInfo("E305", "parameter in two layers",
+    CodeInfo("E308", "parameter in two layers",
              "Two parts of a `layers` statement (two slots, or a slot and a `with`) select the same parameter, "
              "which can be in one layer only.",
              "layers cnn then convolution2_* decay=0.5",

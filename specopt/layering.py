@@ -96,9 +96,9 @@ def place_layers(plan, found: Found, matcher: TreeMatcher, rules, origin_of: Cal
     """Place every tensor of ``found`` in a layer of each ``layers`` statement of ``plan``.
 
     Adds each layer's synthetic atom id to the tensors' atoms in ``found`` and
-    fills ``rules.layers`` (id to :class:`LayerOrigin`). Returns E303 for a
-    ``with`` that joins no layer, E304 for a wildcard that captured no number,
-    E305 for a tensor two parts of the statement select; none for a statement
+    fills ``rules.layers`` (id to :class:`LayerOrigin`). Returns E306 for a
+    ``with`` that joins no layer, E307 for a wildcard that captured no number,
+    E308 for a tensor two parts of the statement select; none for a statement
     whose selectors select nothing (that is E301, reported by the caller).
     """
     diags: list[Diagnostic] = []
@@ -263,8 +263,8 @@ def _mark(found: Found, keys: list, ids: dict, rest: int) -> None:
 
 
 def _clashes(placement: _Placement) -> list[Diagnostic]:
-    """E305 for each pair of parts of the statement that select one tensor both."""
-    return [Diagnostic("E305", f"'{name}' is selected by '{term_text(first.term)}' ({first.where}) and by "
+    """E308 for each pair of parts of the statement that select one tensor both."""
+    return [Diagnostic("E308", f"'{name}' is selected by '{term_text(first.term)}' ({first.where}) and by "
                        f"'{term_text(other.term)}' ({other.where}), but it can be in one layer only", other.term.span,
                        f"narrow one of them, e.g. '{term_text(first.term)} & !{_positive(other)}', or anchor a "
                        "selector at the root with ^")
@@ -278,7 +278,7 @@ def _positive(ref: _Ref) -> str:
 def _not_a_number(ref: _Ref, path: str, text: str, more: int, layers: list) -> Diagnostic:
     atom = capturing(ref.term)[0]
     also = f" (and {more} more module{'s' if more > 1 else ''})" if more else ""
-    return Diagnostic("E304", f"'{atom.text}' matches '{path}'{also}, where a wildcard captured '{text}': layers "
+    return Diagnostic("E307", f"'{atom.text}' matches '{path}'{also}, where a wildcard captured '{text}': layers "
                       "are ordered by whole numbers", atom.span,
                       "narrow the wildcard to digits (blocks.[0-9]*), or leave that module out: blocks.* & !blocks.norm")
 
@@ -288,7 +288,7 @@ def _joins_nothing(ref: _Ref, path: str, numbers: tuple[int, ...], more: int, la
     slot = f"slot {ref.slot + 1}"
     known = (f"{slot}'s one layer is numbered {_text(layers[0])}" if len(layers) == 1 else
              f"{slot}'s layers are numbered {_text(layers[0])} to {_text(layers[-1])}")
-    return Diagnostic("E303", f"'{term_text(ref.term)}' matches '{path}'{also}, numbered {_text(numbers)}, which "
+    return Diagnostic("E306", f"'{term_text(ref.term)}' matches '{path}'{also}, numbered {_text(numbers)}, which "
                       f"starts no layer of {slot}", ref.term.span,
                       f"{known}; a with selector joins the first layer whose numbers start with its own")
 

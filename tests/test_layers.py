@@ -119,7 +119,7 @@ def test_with_joins_the_first_layer_starting_with_its_numbers_or_the_last_one():
 def test_a_with_that_joins_nothing_is_e303():
     model = stack("blocks.0", "blocks.1", "extra.5")
     assert errors("layers blocks.* with extra.* decay=0.5", model) == [
-        ("E303", "'extra.*' matches 'extra.5', numbered 5, which starts no layer of slot 1")]
+        ("E306", "'extra.*' matches 'extra.5', numbered 5, which starts no layer of slot 1")]
 
 
 # --- the factor ---------------------------------------------------------------------------------------
@@ -250,12 +250,12 @@ def test_model_errors():
     model = stack("embed", blocks=2, after=("norm", "head"))
     assert errors("layers embd then blocks.* decay=0.5", model)[0][0] == "E301"
     assert errors("layers * decay=0.5", model)[0] == (
-        "E304", "'*' matches 'embed' (and 3 more modules), where a wildcard captured 'embed': layers are ordered "
+        "E307", "'*' matches 'embed' (and 3 more modules), where a wildcard captured 'embed': layers are ordered "
                 "by whole numbers")
     assert errors("layers blocks then blocks.1 decay=0.5", model) == [
-        ("E305", "'blocks.1.weight' is selected by 'blocks' (slot 1) and by 'blocks.1' (slot 2), but it can be in "
+        ("E308", "'blocks.1.weight' is selected by 'blocks' (slot 1) and by 'blocks.1' (slot 2), but it can be in "
                  "one layer only")]
-    assert errors("layers embed with norm then blocks.* with norm decay=0.5", model)[0][0] == "E305"
+    assert errors("layers embed with norm then blocks.* with norm decay=0.5", model)[0][0] == "E308"
 
 
 def test_a_slot_that_selects_nothing_hides_the_errors_it_causes():
