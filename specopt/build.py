@@ -7,10 +7,6 @@ model's ``requires_grad`` flags and norm layer modes are changed last (a
 
 from __future__ import annotations
 
-import importlib
-import inspect
-from typing import Any
-
 import torch
 
 from . import devices
@@ -22,51 +18,20 @@ from .driver import Driver
 from .ema import EMA
 from .events import Ramps, Switchboard, compile_events
 from .guards import check_model, check_trainable, check_unwrapped
-from .implementation import choose_implementation
 from .norms import norm_layers, unlock_all
+from .optimizers import (constructor_defaults, load_target, make_optimizers, optimizer_class,  # noqa: F401
+                         optimizer_classes)
 from .plan import Plan
 from .resolve import Resolution, index_model, resolve
 from .scheduler import SpecScheduler
 from .timing import Timing, check_ranges, plan_timing, programs
 
 
-def load_target(path: str) -> Any:
-    """Import ``package.module.Name``."""
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
-def optimizer_class(plan: Plan, source: Source | None = None) -> type:
-    """The torch optimizer class a plan names, checked against the installed torch's constructor."""
-    info = plan.optimizer_info
-    stmt = plan.optimizer
-    try:
-        cls = load_target(info.target)
-    except (ImportError, AttributeError):
-        raise SpecError([Diagnostic("E401", f"this torch ({torch.__version__}) has no {info.target}",
-                                    stmt.span if stmt else None, "upgrade torch or pick another optimizer")],
-                        source) from None
-    accepted = set(constructor_defaults(cls))
-    options = [o for s in plan.statements if s.kind in ("optimizer", "group") for o in s.options]
-    missing = [o for o in options if o.key not in accepted]
-    if missing:
-        raise SpecError([Diagnostic("E401", f"{info.target} in this torch ({torch.__version__}) does not take "
-                                    f"'{o.key}'", o.span, "upgrade torch or drop the option")
-                         for o in missing], source)
-    return cls
-
-
-def constructor_defaults(cls: type) -> dict[str, Any]:
-    """The keyword defaults of an optimizer class's constructor, as the installed torch defines them."""
-    params = inspect.signature(cls.__init__).parameters.values()
-    return {p.name: p.default for p in params
-            if p.name not in ("self", "params") and p.default is not inspect.Parameter.empty}
-
-
 def resolve_model(plan: Plan, model: torch.nn.Module, source: Source | None = None) -> Resolution:
     """Resolve a plan against a model without building anything or changing the model."""
     check_model(model, source)
-    resolution = resolve(plan, index_model(model), constructor_defaults(optimizer_class(plan, source)), source)
+    defaults = [constructor_defaults(cls) for cls in optimizer_classes(plan, source)]
+    resolution = resolve(plan, index_model(model), defaults, source)
     check_trainable(resolution, source)
     return resolution
 
@@ -81,12 +46,12 @@ def compile_plan(plan: Plan, model: torch.nn.Module, source: Source | None = Non
     """
     timing = timing or plan_timing(plan)
     check_model(model, source)
-    cls = optimizer_class(plan, source)
-    resolution = resolve(plan, index_model(model), constructor_defaults(cls), source)
-    return build(resolution, cls, source, timing, scaler)
+    classes = optimizer_classes(plan, source)
+    resolution = resolve(plan, index_model(model), [constructor_defaults(cls) for cls in classes], source)
+    return build(resolution, classes, source, timing, scaler)
 
 
-def build(resolution: Resolution, cls: type, source: Source | None = None,
+def build(resolution: Resolution, classes: list[type], source: Source | None = None,
           timing: Timing | None = None, scaler=None) -> Compiled:
     """Construct the torch objects for a resolution, then apply the freezes to the model.
 
@@ -98,13 +63,13 @@ def build(resolution: Resolution, cls: type, source: Source | None = None,
     plan = resolution.plan
     timing = timing or plan_timing(plan)
     progs = programs(plan, timing, source)
-    check_ranges(progs, plan, resolution.groups, resolution.optimizer, source)
+    check_ranges(progs, plan, resolution.groups, [s.info for s in resolution.slots], source)
     events = compile_events(plan, timing, source)
     _check_scaler(scaler)
     device = devices.target(plan, source)
     undo = devices.move(resolution.model, device, plan.device.span, source) if device is not None else None
     try:
-        optimizer, implementation = _make_optimizer(resolution, cls, source)
+        optimizer, parts, implementations = make_optimizers(resolution, classes, source)
         scheduler = _make_scheduler(plan, optimizer, progs, timing, source)
         clipper = _make_clipper(plan, optimizer)
         ema = _make_ema(resolution, source)
@@ -117,7 +82,8 @@ def build(resolution: Resolution, cls: type, source: Source | None = None,
         clipper.attach(optimizer)
     unit = timing.unit if scheduler is not None else None
     driver = _make_driver(resolution, optimizer, scheduler, unit, scaler, events, ema)
-    return Compiled(optimizer, scheduler, clipper, resolution, source, implementation, timing, driver, device)
+    return Compiled(optimizer, scheduler, clipper, resolution, source, implementations[0], timing, driver, device,
+                    parts, implementations)
 
 
 def _check_scaler(scaler) -> None:
@@ -146,52 +112,6 @@ def _make_driver(resolution: Resolution, optimizer, scheduler, unit, scaler, eve
     layers, _ = norm_layers(resolution.plan, model)
     return Driver([optimizer], scheduler, unit, resolution.plan.accumulate, scaler, board, ramps, layers,
                   model, ema)
-
-
-def _make_optimizer(resolution: Resolution, cls: type, source: Source | None):
-    info = resolution.optimizer
-    stmt = resolution.plan.optimizer
-    span = stmt.span if stmt else None
-    if not resolution.groups:
-        raise SpecError([Diagnostic("E402", "every parameter is frozen: nothing is left to optimize",
-                                    span, "unfreeze something, or skip building an optimizer")], source)
-    if info.single_group and len(resolution.groups) > 1:
-        raise SpecError([Diagnostic("E403", f"{info.name} takes one param group, but the spec makes "
-                                    f"{len(resolution.groups)}", span,
-                                    "drop the group statements that change hyperparameters")], source)
-    tensors = resolution.tensors
-    kwargs = {k: s.value for k, s in resolution.base.items()}
-    # A group carries only what differs from the base: the rest comes from the optimizer's defaults as
-    # its constructor makes them (L-BFGS turns max_eval=None into max_iter * 5 // 4 there).
-    groups = [{"params": [tensors[n] for n in g.params], "param_names": list(g.params), "name": g.name,
-               **{k: v for k, v in g.settings.items() if not _same_value(v, kwargs.get(k, _MISSING))}}
-              for g in resolution.groups]
-    pinned = {o.key: o.value for o in (stmt.options if stmt else ()) if not info.option(o.key).per_group}
-    implementation = choose_implementation(info, [p for g in groups for p in g["params"]], pinned)
-    kwargs.update(pinned)
-    kwargs.update(implementation.flags)
-    try:
-        return cls(groups, **kwargs), implementation
-    except KeyboardInterrupt:
-        raise
-    except BaseException as exc:  # an import-path class may raise anything, even SystemExit
-        who = "torch" if cls.__module__.startswith("torch.") else f"{cls.__module__}.{cls.__qualname__}"
-        raise SpecError([Diagnostic("E404", f"{who} rejected the optimizer: {_describe(exc)}", span)],
-                        source) from None
-
-
-def _describe(exc: BaseException) -> str:
-    """An exception's message, led by its type unless it is one of the errors torch raises for bad settings."""
-    if isinstance(exc, (ValueError, TypeError, RuntimeError)) and str(exc):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-_MISSING = object()
-
-
-def _same_value(a, b) -> bool:
-    return type(a) is type(b) and a == b
 
 
 def _make_scheduler(plan: Plan, optimizer: torch.optim.Optimizer, progs, timing: Timing,

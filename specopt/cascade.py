@@ -68,14 +68,18 @@ class Rules:
     """The selecting statements of a plan, indexed by the atoms that can make them apply.
 
     ``optimizer`` is the entry whose ranges a value computed from a relative
-    one (``lr=x10``) must respect; ``None`` skips that check.
+    one (``lr=x10``) must respect; ``None`` skips that check. ``chosen`` picks
+    the statements that are rules: by default those that freeze, unfreeze or
+    set hyperparameters (resolve also indexes ``optimizer ... for`` this way).
     """
 
-    def __init__(self, statements, origins, matcher: TreeMatcher, optimizer: OptimizerInfo | None = None):
+    def __init__(self, statements, origins, matcher: TreeMatcher, optimizer: OptimizerInfo | None = None,
+                 chosen=None):
         self.optimizer = optimizer
         self.rules: list[Rule] = []
+        chosen = chosen or (lambda stmt: isinstance(stmt, (FreezeStatement, GroupStatement)) or stmt.kind == "layers")
         for i, stmt in enumerate(statements):
-            if isinstance(stmt, (FreezeStatement, GroupStatement)) or stmt.kind == "layers":
+            if chosen(stmt):
                 terms = tuple((frozenset(matcher.ids[atom_key(a)] for a in t.atoms if not a.negated),
                                frozenset(matcher.ids[atom_key(a)] for a in t.atoms if a.negated))
                               for t in stmt.selectors)
@@ -131,8 +135,14 @@ class Outcome:
 
 
 def cascade(hits: frozenset[int], requires_grad: bool, rules: Rules, base: Mapping[str, Setting],
-            names: Names | None = None) -> Outcome:
-    """Apply every statement that selects ``hits`` (and ``names``), in order, key by key."""
+            names: Names | None = None, optimizer: OptimizerInfo | None = None) -> Outcome:
+    """Apply every statement that selects ``hits`` (and ``names``), in order, key by key.
+
+    ``base`` and ``optimizer`` are those of the optimizer that trains the
+    parameter (by default the rules' one); a group option that optimizer does
+    not take is a problem of the outcome.
+    """
+    optimizer = optimizer or rules.optimizer
     frozen, frozen_by = not requires_grad, (None if requires_grad else MODEL_ORIGIN)
     settings, touched, changed, problems, switches = dict(base), [], set(), [], []
     for rule in rules.candidates(hits):
@@ -154,10 +164,13 @@ def cascade(hits: frozenset[int], requires_grad: bool, rules: Rules, base: Mappi
             frozen, frozen_by = stmt.freezes, rule.origin
             continue
         for opt in stmt.options:
+            if opt.key not in settings:
+                problems.append(_not_an_option(opt, optimizer))
+                continue
             value = opt.value
             if isinstance(value, Relative):
                 value = value.of(base[opt.key].value)
-                problems += _out_of_range(opt, value, rules.optimizer)
+                problems += _out_of_range(opt, value, optimizer)
             if settings[opt.key].value != value:
                 changed.add(rule.index)
             settings[opt.key] = Setting(value, rule.origin)
@@ -179,6 +192,14 @@ def _layer(layer, frozen: bool, frozen_by, settings: dict, base, changed: set, s
     if not frozen:
         changed.add(layer.index)
     return True, layer
+
+
+def _not_an_option(opt, info: OptimizerInfo | None) -> Diagnostic:
+    """E305: a group sets an option that the optimizer training some of its parameters does not take."""
+    name = info.name if info else "their optimizer"
+    return Diagnostic("E305", f"the group sets '{opt.key}', but {name}, which trains some of the parameters "
+                      "it selects, has no such option", opt.span,
+                      f"narrow the group to the parameters of an optimizer with '{opt.key}'")
 
 
 def _out_of_range(opt, value, info: OptimizerInfo | None) -> list[Diagnostic]:

@@ -230,7 +230,7 @@ def _compile(args) -> int:
         extra = over_the_run(resolution) + loop_lines(resolution.plan, norm_layers(resolution.plan, model)[0])
     else:
         compiled = spec.compile(model, **_timing(args))
-        resolution, implementation = compiled.resolution, compiled.implementation.describe()
+        resolution, implementation = compiled.resolution, [i.describe() for i in compiled.implementations]
         extra = training_report(compiled)
     table = _summary_table(args, model)
     timing = _plan_timing(spec, args)

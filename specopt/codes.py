@@ -232,6 +232,26 @@ _ENTRIES = (
              "group convolution1* & classifier lr=1",
              "Check the selectors: an intersection keeps only parameters every one of them selects.",
              needs_model=True),
+    CodeInfo("E303", "parameter its optimizer cannot take",
+             "An optimizer gets a parameter of a rank it cannot train: Muon trains only 2-D weight "
+             "matrices, so a bias, a norm weight or a convolution kernel given to it is refused; the "
+             "message names them.",
+             "optimizer adamw\noptimizer muon for classifier",
+             "Narrow the 'for' (e.g. `optimizer muon for ndim==2 & ...`) so the others stay with the "
+             "optimizer without 'for', or freeze them.",
+             needs_model=True),
+    CodeInfo("E304", "parameter in two optimizers",
+             "Two `optimizer ... for` statements select the same trainable parameter; every trainable "
+             "parameter is in exactly one optimizer. The message names them.",
+             "optimizer sgd for classifier\noptimizer rmsprop for classifier.weight",
+             "Narrow one of the 'for' clauses, e.g. `optimizer sgd for classifier & !classifier.weight`.",
+             needs_model=True),
+    CodeInfo("E305", "group option its parameters' optimizer lacks",
+             "In a spec with several optimizers, a group sets an option that the optimizer training some "
+             "of the parameters it selects does not have, such as momentum on parameters of adamw.",
+             "optimizer adamw\noptimizer sgd for classifier\ngroup classifier convolution1_1 momentum=0.9",
+             "Narrow the group to the parameters of the optimizer that has the option.",
+             needs_model=True),
     CodeInfo("E306", "with selector joins no layer",
              "A `with` selector of a `layers` slot captures numbers that start no layer of its slot, so the "
              "parameters it selects have no layer to join (`layers.*.downsample` joins the first layer of "
@@ -270,9 +290,10 @@ _ENTRIES = (
              "Drop the group statements that change hyperparameters.",
              needs_model=True),
     CodeInfo("E404", "torch rejected the optimizer",
-             "torch's optimizer constructor raised an error for these parameters and settings.",
-             "optimizer muon",
-             "Read torch's message: e.g. muon takes only 2-D parameters, so freeze or exclude the rest.",
+             "The optimizer's constructor (torch's, or an import-path class's) raised an error for these "
+             "parameters and settings, such as Nesterov momentum without momentum.",
+             "optimizer sgd nesterov=true",
+             "Read the constructor's message: e.g. nesterov=true needs momentum > 0 and dampening=0.",
              needs_model=True),
     CodeInfo("E405", "not a model",
              "The object given to compile or resolve is not a torch.nn.Module: for example the model's "

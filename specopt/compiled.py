@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
@@ -28,9 +28,12 @@ TORCH_COMPILE_PREFIX = "_orig_mod."  # what torch.compile's wrapper puts before 
 class Compiled(TrainingLoop):
     """A compiled spec: the torch optimizer, LR scheduler (or ``None``) and clipper (or ``None``).
 
+    ``optimizer`` is one torch optimizer: with several ``optimizer`` statements,
+    a :class:`~specopt.combined.CombinedOptimizer` over ``optimizers``, the
+    real ones in slot order (each with its ``implementation`` in ``implementations``).
     ``resolution`` is the report of the assignment: every parameter's frozen
-    state and hyperparameters, each with the statement that set it.
-    ``implementation`` says which optimizer implementation was chosen and why.
+    state, optimizer and hyperparameters, each with the statement that set it.
+    ``implementation`` says which implementation the first optimizer runs and why.
     ``driver`` runs the training loop's mechanics (:class:`specopt.loop.TrainingLoop`),
     and ``device`` is where the ``device`` statement moved the model (``None`` without one).
     """
@@ -44,6 +47,8 @@ class Compiled(TrainingLoop):
     timing: "Timing | None" = None
     driver: "Driver | None" = None
     device: "torch.device | None" = None
+    optimizers: list = field(default_factory=list)
+    implementations: list = field(default_factory=list)
 
     @property
     def schedule_unit(self) -> str | None:
@@ -88,7 +93,8 @@ class Compiled(TrainingLoop):
         raw = self.optimizer.state_dict()
         trained = _trained(self.optimizer)
         names = list(trained)
-        out = {"format": STATE_FORMAT, "optimizer": self.resolution.optimizer.name, "param_names": names,
+        out = {"format": STATE_FORMAT, "optimizer": self.resolution.optimizer.name,
+               "optimizer_of": self._kinds(), "param_names": names,
                "params": {n: {"shape": list(p.shape), "dtype": _dtype_name(p.dtype)} for n, p in trained.items()},
                "state": {names[i]: s for i, s in raw["state"].items()}}
         if self.scheduler is not None:
@@ -144,8 +150,32 @@ class Compiled(TrainingLoop):
                                               f"{exc}", None, "resume with the spec the checkpoint was saved "
                                               "with")], self.source) from None
 
+    def _check_kinds(self, saved: Mapping) -> None:
+        ours = self._kinds()
+        canonical = {n: p.info.name for p in self.resolution.params for n in p.info.names}
+        changed = {}
+        for name, kind in saved.items():
+            mine = ours.get(canonical.get(name, name))
+            if mine is not None and kind != mine:
+                changed[canonical.get(name, name)] = (kind, mine)
+        if changed:
+            by_pair: dict[tuple[str, str], dict] = {}
+            for name, pair in changed.items():
+                by_pair.setdefault(pair, {})[name] = pair
+            raise CheckpointError([_kind_diagnostic(found, self.resolution) for found in by_pair.values()],
+                                  self.source)
+
+    def _kinds(self) -> dict[str, str]:
+        """Each trained parameter's optimizer, by name (several optimizers may train one model)."""
+        slots = self.resolution.slots
+        return {p.info.name: slots[p.optimizer].info.name for p in self.resolution.params if p.optimizer is not None}
+
     def _check_kind(self, state: dict[str, Any]) -> None:
-        """E504 when the checkpoint records another optimizer than the one this spec builds."""
+        """E504 when the checkpoint holds another optimizer's state than the one this spec gives a parameter."""
+        kinds = state.get("optimizer_of")
+        several = len(self.resolution.used_slots) > 1 or (isinstance(kinds, Mapping) and len(set(kinds.values())) > 1)
+        if several:
+            return self._check_kinds(kinds if isinstance(kinds, Mapping) else {})
         saved, ours = state.get("optimizer"), self.resolution.optimizer.name
         if saved is None or saved == ours:
             return
@@ -169,6 +199,18 @@ class Compiled(TrainingLoop):
                      "_step_count": saved.get("_step_count", saved["last_epoch"] + 1),
                      "fingerprint": self.scheduler.state_dict()["fingerprint"], "plateau": {}}
         self.scheduler.load_state_dict(saved)
+
+
+def _kind_diagnostic(changed: dict[str, tuple[str, str]], resolution: Resolution) -> Diagnostic:
+    names = list(changed)
+    saved, ours = changed[names[0]]
+    slot = next((s for s in resolution.slots if s.info.name == ours), None)
+    span = slot.statement.span if slot is not None and slot.statement is not None else None
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return Diagnostic("E504", f"the checkpoint holds {saved} state for {shown}, but this spec gives "
+                      f"{'them' if len(names) > 1 else 'it'} to {ours}", span,
+                      f"load it with the spec it was saved with, or start {ours} afresh for them: delete their "
+                      "entries from the checkpoint's 'state'")
 
 
 # --- checkpoints ----------------------------------------------------------------------------------
@@ -261,6 +303,9 @@ def _layout_problems(state: Mapping) -> list[str]:
         problems.append("malformed checkpoint: 'state' must map parameter names to dicts of state values")
     if not isinstance(state.get("optimizer", ""), str):
         problems.append("malformed checkpoint: 'optimizer' must be the optimizer's name")
+    kinds = state.get("optimizer_of", {})
+    if not isinstance(kinds, Mapping) or not all(isinstance(n, str) and isinstance(k, str) for n, k in kinds.items()):
+        problems.append("malformed checkpoint: 'optimizer_of' must map parameter names to optimizer names")
     if not _valid_records(state.get("params", {})):
         problems.append("malformed checkpoint: 'params' must map parameter names to their shape and dtype")
     if "scheduler" in state and not _valid_schedule(state["scheduler"]):

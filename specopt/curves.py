@@ -452,12 +452,16 @@ def boundaries(program: Program) -> tuple[float, ...]:
 # --- param groups ------------------------------------------------------------------------------
 
 def curves_for(programs: Sequence[Program], keys: Any) -> list[Curve]:
-    """The curves that run ``programs`` on an optimizer whose options are ``keys``: one per hyperparameter.
+    """The curves that run ``programs`` on param groups whose options are ``keys``: one per hyperparameter.
 
-    Adds the momentum (or beta1) track of ``onecycle`` phases with
-    ``cycle_momentum``. Raises ``ValueError`` for two programs of one
-    hyperparameter, or a onecycle that must move momentum on an optimizer without one.
+    ``keys`` is one group's option names, or a list of several groups' (the
+    groups of several optimizers differ). Adds the momentum (or beta1) track of
+    ``onecycle`` phases with ``cycle_momentum``, each group moving the one it
+    has (see :func:`~specopt.schedules.cycled_hyper`). Raises ``ValueError``
+    for two programs of one hyperparameter, or a onecycle that must move
+    momentum on an optimizer without one.
     """
+    groups = list(keys) if isinstance(keys, list) else [keys]
     curves = [Curve(p) for p in programs]
     hypers = [c.hyper for c in curves]
     twice = sorted({h for h in hypers if hypers.count(h) > 1})
@@ -466,13 +470,21 @@ def curves_for(programs: Sequence[Program], keys: Any) -> list[Curve]:
     for program in programs:
         if not any(cycle_moves_momentum(p) for p in program.phases):
             continue
-        moved = cycled_hyper(keys)
-        if moved is None:
+        moved = [cycled_hyper(g) for g in groups]
+        if None in moved:
             raise ValueError(f"schedule {program.hyper}: onecycle moves momentum or beta1 (cycle_momentum), "
                              "but the optimizer has neither; write cycle_momentum false")
-        if moved in hypers:
-            raise ValueError(f"schedule {program.hyper}: onecycle moves {moved} (cycle_momentum), and "
-                             f"another schedule sets {moved}; write cycle_momentum false on the onecycle")
-        curves.append(Curve(program, "momentum", moved))
-        hypers.append(moved)
+        for hyper in dict.fromkeys(moved):
+            if hyper in hypers:
+                raise ValueError(f"schedule {program.hyper}: onecycle moves {hyper} (cycle_momentum), and "
+                                 f"another schedule sets {hyper}; write cycle_momentum false on the onecycle")
+            curves.append(Curve(program, "momentum", hyper))
+            hypers.append(hyper)
     return curves
+
+
+def moves(curve: Curve, group: Any) -> bool:
+    """Whether ``curve`` moves a param group with these options (a cycled track: the group's own kind)."""
+    if curve.track == "momentum":
+        return cycled_hyper(group) == curve.hyper
+    return curve.hyper in group or (curve.hyper in ("beta1", "beta2") and "betas" in group)

@@ -79,12 +79,13 @@ class ParamDiff:
     group_changed: bool
     settings: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     later: tuple[str, str] = ("", "")
+    optimizer: tuple[str | None, str | None] = (None, None)
 
     @property
     def changed(self) -> bool:
         """Whether anything differs for this parameter."""
         return (self.frozen[0] != self.frozen[1] or self.group_changed or bool(self.settings)
-                or self.later[0] != self.later[1])
+                or self.later[0] != self.later[1] or self.optimizer[0] != self.optimizer[1])
 
 
 @dataclass(frozen=True)
@@ -124,10 +125,20 @@ def _side(res: Resolution, name: str) -> Side:
     clip = res.plan.clip
     frozen = [p for p in res.params if p.frozen]
     plan = res.plan
-    return Side(name, res.optimizer.name, f"{clip.mode} {format_value(clip.max)}" if clip else None,
+    return Side(name, _optimizers(res), f"{clip.mode} {format_value(clip.max)}" if clip else None,
                 schedule_summary(res.plan), len(res.groups), len(frozen), sum(p.info.numel for p in frozen),
                 str(plan.accumulate) if plan.accumulate > 1 else None,
                 describe_ema(plan.ema) if plan.ema else None, plan.device.device if plan.device else None)
+
+
+def _optimizers(res: Resolution) -> str:
+    """The optimizers a spec builds: ``adamw``, or ``adamw + muon for ndim==2 & !embed*``."""
+    parts = []
+    for slot in res.slots:
+        stmt = slot.statement
+        picks = " ".join(" & ".join(a.text for a in t.atoms) for t in stmt.selectors) if stmt is not None else ""
+        parts.append(f"{slot.info.name} for {picks}" if picks else slot.info.name)
+    return " + ".join(parts)
 
 
 def _param_diff(pa: ParamAssignment, pb: ParamAssignment, a: Resolution, b: Resolution) -> ParamDiff:
@@ -136,7 +147,11 @@ def _param_diff(pa: ParamAssignment, pb: ParamAssignment, a: Resolution, b: Reso
     settings = {} if pa.frozen and pb.frozen else _settings_diff(pa, pb)
     return ParamDiff(pa.info.name, pa.info.numel, (pa.frozen, pb.frozen), names,
                      (_group_size(pa, a), _group_size(pb, b)), group_changed, settings,
-                     (_later(pa, a), _later(pb, b)))
+                     (_later(pa, a), _later(pb, b)), (_optimizer(pa, a), _optimizer(pb, b)))
+
+
+def _optimizer(p: ParamAssignment, res: Resolution) -> str | None:
+    return None if p.optimizer is None else res.slots[p.optimizer].info.name
 
 
 def _later(p: ParamAssignment, res: Resolution) -> str:
@@ -229,6 +244,8 @@ def _rows(p: ParamDiff) -> list[str]:
     rows = []
     if p.frozen[0] != p.frozen[1]:
         rows.append(f"{'frozen':<14}{_yes(p.frozen[0])} {ARROW} {_yes(p.frozen[1])}")
+    if p.optimizer[0] != p.optimizer[1] and None not in p.optimizer:
+        rows.append(f"{'optimizer':<14}{p.optimizer[0]} {ARROW} {p.optimizer[1]}")
     if p.group_changed:
         rows.append(f"{'group':<14}{_group(p, 0)} {ARROW} {_group(p, 1)}")
     if p.later[0] != p.later[1]:
@@ -292,6 +309,7 @@ def _param_json(p: ParamDiff) -> dict[str, Any]:
         "name": p.name, "numel": p.numel,
         "frozen": {"old": p.frozen[0], "new": p.frozen[1]},
         "group": {"old": p.group[0], "new": p.group[1], "changed": p.group_changed},
+        "optimizer": {"old": p.optimizer[0], "new": p.optimizer[1]},
         "over_the_run": {"old": p.later[0], "new": p.later[1]},
         "settings": {k: _pair_json(old, new) for k, (old, new) in p.settings.items()},
     }

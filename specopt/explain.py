@@ -111,6 +111,7 @@ class ParamExplanation:
     group_index: int | None
     settings: tuple[FinalValue, ...]
     changes: tuple[TimedChange, ...] = ()
+    optimizer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -208,8 +209,9 @@ def _explain_param(p: ParamAssignment, resolution: Resolution, source: Source | 
     changes = tuple(TimedChange(moment_text(c.moment), c.trainable, _ref(c.by, source),
                                 c.warmup.text if c.warmup is not None and c.trainable else None)
                     for c in param_changes(p, resolution))
+    optimizer = resolution.slots[p.optimizer].info.name if p.optimizer is not None else None
     return ParamExplanation(p.info.name, p.info.aliases, p.info.shape, p.info.numel, touches,
-                            p.frozen, frozen_by, group, p.group, settings, changes)
+                            p.frozen, frozen_by, group, p.group, settings, changes, optimizer)
 
 
 def _touch(origin: Origin, p: ParamAssignment, resolution: Resolution, source: Source | None) -> Touch:
@@ -236,7 +238,9 @@ def _layer_touch(origin, stmt, p: ParamAssignment, resolution: Resolution, sourc
     power = origin.top - origin.depth
     clamped = origin.scale != stmt.setting("decay") ** power
     written = f"x{origin.scale:g} (min_scale)" if clamped else f"x{stmt.setting('decay'):g}^{power}"
-    value = Relative(factor=origin.scale).of(resolution.base["lr"].value)
+    final = p.settings["lr"]
+    base = resolution.slots[p.optimizer or 0].base["lr"].value  # that of the optimizer training the parameter
+    value = final.value if final.origin == origin else Relative(factor=origin.scale).of(base)
     sets = [SetValue("lr", value, written, _later(p.settings["lr"].origin, origin, source))]
     if origin.frozen:
         why = f"frozen (x{origin.scale:.3g} is below freeze_below={stmt.setting('freeze_below'):g})"
@@ -324,7 +328,7 @@ def _render_state(p: ParamExplanation) -> str:
     if p.frozen and p.group_index is None:
         return f"frozen{by}; in no param group, so these values are unused"
     start = f"frozen{by} at the start" if p.frozen else "trainable"
-    lines = [f"{start}, param group [{p.group_index}] {p.group}"]
+    lines = [f"{start}, param group [{p.group_index}] {p.group}, optimizer {p.optimizer}"]
     return "\n    ".join(lines + [c.text for c in p.changes])
 
 

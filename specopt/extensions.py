@@ -292,19 +292,26 @@ def import_diagnostics(statements: Sequence[Any], allow_import: bool, defer: boo
     optimizer and group statements is checked against its constructor. With
     ``defer`` only the form of the path is checked: nothing is refused or
     imported, for tools that read a spec without compiling it (``fmt``).
-    Each statement checks itself against the class (``check_options``).
+    Each statement checks itself against the class (``check_options``); in a
+    spec with several optimizers, only that optimizer's own statement does
+    (which groups reach it is known only against a model).
     """
-    stmt = next((s for s in statements if s.kind == "optimizer"), None)
-    if stmt is None or not is_import_path(stmt.name):
-        return []
-    try:
-        _check_form(stmt.name)
-        if defer:
-            return []
-        info = _permitted_import(stmt.name, allow_import)
-    except ExtensionProblem as exc:
-        return [Diagnostic(exc.code, str(exc), stmt.name_span or stmt.span, exc.hint)]
-    return [d for s in statements for d in s.check_options(info)]
+    optimizers = [s for s in statements if s.kind == "optimizer"]
+    diags = []
+    for stmt in optimizers:
+        if not is_import_path(stmt.name):
+            continue
+        try:
+            _check_form(stmt.name)
+            if defer:
+                continue
+            info = _permitted_import(stmt.name, allow_import)
+        except ExtensionProblem as exc:
+            diags.append(Diagnostic(exc.code, str(exc), stmt.name_span or stmt.span, exc.hint))
+            continue
+        checked = statements if len(optimizers) == 1 else [stmt]
+        diags += [d for s in checked for d in s.check_options(info)]
+    return diags
 
 
 def _check_form(path: str) -> None:

@@ -42,13 +42,38 @@ def check_options(options: Sequence[Option], info: OptimizerInfo, group: bool) -
     return diags
 
 
+def check_group_options(options: Sequence[Option], infos: Sequence[OptimizerInfo]) -> list[Diagnostic]:
+    """Check a group's options in a spec with several optimizers: each key must be an option of one of them.
+
+    Whether the parameters the group selects belong to an optimizer with that
+    option is known only against a model (``resolve`` checks it).
+    """
+    diags, seen = [], set()
+    for opt in options:
+        if opt.key in seen:
+            diags.append(Diagnostic("E203", f"'{opt.key}' is given twice", opt.span,
+                                    "each key may appear once per statement"))
+            continue
+        seen.add(opt.key)
+        holder = next((info for info in infos if info.option(opt.key) is not None), None)
+        if holder is None:
+            names = list(dict.fromkeys(o.name for info in infos for o in info.options))
+            which = " nor ".join(info.name for info in infos)
+            diags.append(Diagnostic("E204", f"neither {which} has an option '{opt.key}'", opt.span,
+                                    option_hint(opt.key, names, " and ".join(info.name for info in infos),
+                                                verb="take")))
+        else:
+            diags += _check_option(opt, holder, True)
+    return diags
+
+
 def unknown_option(key: str, info: OptimizerInfo, span) -> Diagnostic:
     """E204 for a key the optimizer does not take, with the closest option or the synonym's meaning."""
     names = [o.name for o in info.options]
     return Diagnostic("E204", f"{info.name} has no option '{key}'", span, option_hint(key, names, info.name))
 
 
-def option_hint(key: str, names: Sequence[str], optimizer: str) -> str:
+def option_hint(key: str, names: Sequence[str], optimizer: str, verb: str = "takes") -> str:
     """A "did you mean" for an unknown key: a close spelling, then a known synonym, then the list."""
     close = did_you_mean(key, names)
     if close:
@@ -61,7 +86,7 @@ def option_hint(key: str, names: Sequence[str], optimizer: str) -> str:
         return f"did you mean 'beta1'? {optimizer}'s momentum is the first of its betas"
     if meant is not None:
         return f"did you mean '{meant}'?"
-    return f"{optimizer} takes: " + ", ".join(names)
+    return f"{optimizer} {verb}: " + ", ".join(names)
 
 
 def _check_option(opt: Option, info: OptimizerInfo, group: bool) -> list[Diagnostic]:

@@ -98,7 +98,21 @@ class ScheduleStatement(Statement):
 
     def check(self, ctx: CheckContext) -> list[Diagnostic]:
         diags = [d for phase in self.phases for d in _check_phase(phase)] + _check_order(self.phases)
+        infos = ctx.every
+        if len(infos) > 1:
+            return diags + self._check_several(infos, ctx.statements)
         return diags + (self.check_options(ctx.optimizer, ctx.statements) if ctx.optimizer else [])
+
+    def _check_several(self, infos: list[OptimizerInfo], statements: tuple) -> list[Diagnostic]:
+        """With several optimizers the schedule moves the groups that have the hyperparameter."""
+        holders = [info for info in infos if self.hyper in schedulable(info)]
+        if not holders:
+            names = list(dict.fromkeys(n for info in infos for n in schedulable(info)))
+            which = " nor ".join(info.name for info in infos)
+            return [Diagnostic("E204", f"neither {which} has a hyperparameter '{self.hyper}' to schedule",
+                               self.hyper_span or self.span, option_hint(self.hyper, names, "they", verb="take"))]
+        found = [d for info in infos for phase in self.phases for d in _check_cycle(phase, info, statements)]
+        return list(dict.fromkeys(found))
 
     def check_options(self, info: OptimizerInfo, statements: tuple = ()) -> list[Diagnostic]:
         if self.hyper not in schedulable(info):

@@ -64,9 +64,14 @@ class Plan(Node):
         return [s for s in self.statements if s.role == role]
 
     @property
+    def optimizers(self) -> list[OptimizerStatement]:
+        """Every ``optimizer`` statement, in order."""
+        return self.of_role("optimizer")
+
+    @property
     def optimizer(self) -> OptimizerStatement | None:
-        """The ``optimizer`` statement, if the spec has one."""
-        return next(iter(self.of_role("optimizer")), None)
+        """The ``optimizer`` statement without ``for``, which takes every parameter no ``for`` takes."""
+        return next((s for s in self.optimizers if s.takes_rest), None)
 
     @property
     def optimizer_info(self) -> OptimizerInfo:
@@ -125,10 +130,15 @@ class Plan(Node):
 
 
 def check_plan(plan: Plan) -> list[Diagnostic]:
-    """Every problem of a plan: each statement's own checks, repeated statements, the optimizer's name."""
-    info, diags = find_optimizer(plan.optimizer)
-    diags = list(diags) + _check_repeats(plan.statements)
-    ctx = CheckContext(plan.statements, info)
+    """Every problem of a plan: each statement's own checks, repeated statements, the optimizers' names."""
+    diags, infos = _check_repeats(plan.statements), []
+    for stmt in plan.optimizers:
+        info, found = find_optimizer(stmt)
+        infos.append((stmt, info))
+        diags += found
+    default = plan.optimizer
+    info = next((i for s, i in infos if s is default), None) if default else find_optimizer(None)[0]
+    ctx = CheckContext(plan.statements, info, tuple(infos))
     for stmt in plan.statements:
         diags += stmt.check(ctx)
     return diags

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .curves import Curve, curves_for
+from .curves import Curve, curves_for, moves
 from .schedules import Program, hyper_value
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -101,7 +101,7 @@ class Preview:
 def preview(scheduler: Any, until: float | None = None, max_points: int = 1001) -> Preview:
     """The preview of a :class:`~specopt.scheduler.SpecScheduler` (its curves, each group's bases and names)."""
     names = [_name(g, k) for k, g in enumerate(scheduler.optimizer.param_groups)]
-    return _build(scheduler.curves, scheduler.bases, names, scheduler.unit, until, max_points)
+    return _build(scheduler.curves, scheduler.bases, names, scheduler.unit, until, max_points, scheduler.members)
 
 
 def preview_programs(programs: Sequence[Program], groups: Sequence[Mapping[str, Any]], unit: str = "step",
@@ -113,13 +113,17 @@ def preview_programs(programs: Sequence[Program], groups: Sequence[Mapping[str, 
     """
     if not groups:
         raise ValueError("a preview needs at least one param group")
-    curves = curves_for(programs, groups[0])
-    bases = {c.hyper: [hyper_value(g, c.hyper) for g in groups] for c in curves}
-    return _build(curves, bases, [_name(g, k) for k, g in enumerate(groups)], unit, until, max_points)
+    curves = curves_for(programs, [list(g) for g in groups])
+    members = {c.hyper: [k for k, g in enumerate(groups) if moves(c, g)] for c in curves}
+    missing = [h for h, found in members.items() if not found]
+    if missing:
+        raise ValueError(f"no param group has {missing[0]!r} to schedule")
+    bases = {c.hyper: [hyper_value(groups[k], c.hyper) for k in members[c.hyper]] for c in curves}
+    return _build(curves, bases, [_name(g, k) for k, g in enumerate(groups)], unit, until, max_points, members)
 
 
 def _build(curves: Sequence[Curve], bases: Mapping[str, Sequence[float]], names: Sequence[str], unit: str,
-           until: float | None, max_points: int) -> Preview:
+           until: float | None, max_points: int, members: Mapping[str, Sequence[int]] | None = None) -> Preview:
     if max_points < 2:
         raise ValueError("a preview needs max_points of at least 2")
     ends = [c.end_time for c in curves]
@@ -134,7 +138,9 @@ def _build(curves: Sequence[Curve], bases: Mapping[str, Sequence[float]], names:
     if not sampled and times[-1] != until:
         times += (float(until),)
     spark = [until * k / (SPARK_WIDTH - 1) for k in range(SPARK_WIDTH)]
-    shown = tuple(_curve(c, bases[c.hyper], names, times, spark, until) for c in curves)
+    every = list(range(len(names)))
+    shown = tuple(_curve(c, bases[c.hyper], names, times, spark, until, (members or {}).get(c.hyper, every))
+                  for c in curves)
     return Preview(unit, float(until), sampled, open_ended and until > max(c.starts[-1] for c in curves), shown)
 
 
@@ -146,12 +152,13 @@ def _times(until: float, count: int, marks: Sequence[float]) -> tuple[float, ...
 
 
 def _curve(curve: Curve, bases: Sequence[float], names: Sequence[str], times: Sequence[float],
-           spark: Sequence[float], until: float) -> CurvePreview:
+           spark: Sequence[float], until: float, members: Sequence[int]) -> CurvePreview:
+    """One curve over the groups it moves (``members``, indices into ``names``; ``bases`` in that order)."""
     per_time = [_values(curve, t, bases) for t in times]
     per_spark = [_values(curve, t, bases) for t in spark]
-    groups = tuple(GroupCurve(k, names[k], bases[k], tuple(v[k] for v in per_time),
+    groups = tuple(GroupCurve(g, names[g], bases[k], tuple(v[k] for v in per_time),
                               _sparkline([v[k] for v in per_spark]))
-                   for k in range(len(bases)))
+                   for k, g in enumerate(members))
     phases = tuple((p.kind, float(p.start), None if p.length is None else float(p.start + p.length))
                    for p in curve.program.phases)
     moved_by = curve.program.hyper if curve.track == "momentum" else None

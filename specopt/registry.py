@@ -51,7 +51,8 @@ class OptionInfo:
 class OptimizerInfo:
     """An optimizer: its spec name, the class it builds and its options.
 
-    The same type describes builtins and extensions. An extension package may
+    ``param_ndims`` lists the tensor ranks the optimizer can train (empty: any;
+    Muon: 2-D only). The same type describes builtins and extensions. An extension package may
     declare one without importing torch: ``target`` is the class's dotted path
     (``package.module.Class``), imported only when a spec is compiled, and
     ``options`` lists every keyword argument of its constructor except the
@@ -65,6 +66,7 @@ class OptimizerInfo:
     single_group: bool = False
     fused_unsupported_devices: tuple[str, ...] = ()
     sparse_gradients: bool = False
+    param_ndims: tuple[int, ...] = ()
 
     def option(self, key: str) -> OptionInfo | None:
         """Return the option called ``key``, or ``None``."""
@@ -175,7 +177,8 @@ OPTIMIZERS: dict[str, OptimizerInfo] = {o.name: o for o in (
     OptimizerInfo("muon", "torch.optim.Muon", "Muon, orthogonalised momentum for 2-D weights only.",
                   _options(("lr", 1e-3), ("weight_decay", 0.1), ("momentum", 0.95), ("nesterov", True),
                            ("ns_coefficients", (3.4445, -4.775, 2.0315)), ("eps", 1e-7), ("ns_steps", 5),
-                           ("adjust_lr_fn", None))),
+                           ("adjust_lr_fn", None)),
+                  param_ndims=(2,)),
 )}
 
 DEFAULT_OPTIMIZER = "adam"

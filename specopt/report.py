@@ -32,23 +32,21 @@ def format_value(value: Any) -> str:
 
 
 def text_report(resolution: Resolution, clip: str | None, schedule: str | None,
-                implementation: str | None = None, extra: list[str] | None = None) -> str:
-    """The human-readable compile report: optimizer, param groups, frozen parameters, clip, schedule.
+                implementation: str | list[str] | None = None, extra: list[str] | None = None) -> str:
+    """The human-readable compile report: optimizers, param groups, frozen parameters, clip, schedule.
 
-    A parameter whose state changes at a point of the run says when; ``extra``
-    lines (see :mod:`specopt.report_training`) end the report.
+    ``implementation`` says how each optimizer runs (one line per optimizer
+    that trains something). A parameter whose state changes at a point of the
+    run says when; ``extra`` lines (see :mod:`specopt.report_training`) end the report.
     """
-    info = resolution.optimizer
-    lines = [f"optimizer  {info.name} ({info.target})",
-             "           " + _settings_line({k: s.value for k, s in resolution.base.items()})]
-    if implementation:
-        lines.append(f"           implementation: {implementation}")
-    lines.append("")
+    several = len(resolution.used_slots) > 1
+    lines = _optimizer_lines(resolution, implementation)
     lines.append(f"param groups: {len(resolution.groups)}")
     by_name = {p.info.name: p for p in resolution.params}
     for i, group in enumerate(resolution.groups):
         members = [by_name[n] for n in group.params]
-        lines.append(f"  [{i}] {group.name}  {tensor_count(members)}")
+        which = f"  ({resolution.slots[group.optimizer].info.name})" if several else ""
+        lines.append(f"  [{i}] {group.name}{which}  {tensor_count(members)}")
         lines.append("      " + _settings_line(group.settings))
         lines += _names(group.params)
     lines += layer_lines(resolution)
@@ -62,6 +60,21 @@ def text_report(resolution: Resolution, clip: str | None, schedule: str | None,
     first, *rest = (schedule or "none").split("\n")
     lines += [f"schedule   {first}"] + [f"           {line}" for line in rest]
     return "\n".join(lines + (extra or []))
+
+
+def _optimizer_lines(resolution: Resolution, implementation) -> list[str]:
+    """A block per optimizer that trains something (the default one when nothing is trained)."""
+    slots = resolution.used_slots or resolution.slots[:1]
+    described = [implementation] * len(slots) if isinstance(implementation, str) or implementation is None \
+        else list(implementation)
+    lines = []
+    for slot, how in zip(slots, described):
+        picks = f" for {_picks(slot)}" if _picks(slot) else ""
+        lines += [f"optimizer  {slot.info.name} ({slot.info.target}){picks}",
+                  "           " + _settings_line({k: s.value for k, s in slot.base.items()})]
+        if how:
+            lines.append(f"           implementation: {how}")
+    return lines + [""]
 
 
 def param_changes(p: ParamAssignment, resolution: Resolution) -> tuple[Change, ...]:
@@ -147,7 +160,10 @@ def assignment_json(resolution: Resolution, source: Source | None, timing: Timin
         "spec": source.name if source else None,
         "optimizer": {"name": info.name, "target": info.target,
                       "base": {k: _setting(s, source) for k, s in resolution.base.items()}},
-        "groups": [{"name": g.name, "settings": jsonable(dict(g.settings)), "params": list(g.params)}
+        "optimizers": [{"name": s.info.name, "target": s.info.target, "for": _picks(s),
+                        "base": {k: _setting(v, source) for k, v in s.base.items()}} for s in resolution.slots],
+        "groups": [{"name": g.name, "optimizer": resolution.slots[g.optimizer].info.name,
+                    "settings": jsonable(dict(g.settings)), "params": list(g.params)}
                    for g in resolution.groups],
         "params": [_param(p, source, resolution) for p in resolution.params],
         "warnings": [d.to_json(source) for d in resolution.warnings],
@@ -156,11 +172,21 @@ def assignment_json(resolution: Resolution, source: Source | None, timing: Timin
     }
 
 
+def _picks(slot) -> str | None:
+    """An optimizer's ``for`` selectors as written, or ``None`` for the one that takes the rest."""
+    stmt = slot.statement
+    if stmt is None or not stmt.selectors:
+        return None
+    return " ".join(" & ".join(a.text for a in t.atoms) for t in stmt.selectors)
+
+
 def _param(p: ParamAssignment, source: Source | None, resolution: Resolution) -> dict[str, Any]:
+    """One parameter's assignment as data (its optimizer by name, ``None`` when it is never trained)."""
     return {
         "name": p.info.name, "aliases": list(p.info.aliases), "shape": list(p.info.shape),
         "numel": p.info.numel, "frozen": p.frozen, "frozen_by": _origin(p.frozen_by, source),
         "group": p.group, "settings": {k: _setting(s, source) for k, s in p.settings.items()},
+        "optimizer": None if p.optimizer is None else resolution.slots[p.optimizer].info.name,
         "changes": [{"at": moment_text(c.moment), "trainable": c.trainable, "by": _origin(c.by, source),
                      "warmup": c.warmup.text if c.warmup is not None and c.trainable else None}
                     for c in param_changes(p, resolution)],

@@ -24,6 +24,7 @@ from .diagnostics import Source, SpecError
 from .layering import place_layers
 from .match import Found, TreeMatcher, class_names, selection_errors, walk
 from .norms import norm_warnings
+from .owners import OptimizerSlot, claims, make_slots, owner, ownership_errors
 from .plan import Plan
 from .statements import GroupStatement
 from .registry import OptimizerInfo
@@ -95,15 +96,17 @@ class ParamAssignment:
     settings: Mapping[str, Setting]
     touched: tuple[Origin, ...]
     group: int | None
+    optimizer: int | None = None
 
 
 @dataclass(frozen=True)
 class GroupSpec:
-    """One param group: a name, its hyperparameters, and its parameters in model order."""
+    """One param group: a name, its hyperparameters, its parameters in model order, and its optimizer's slot."""
 
     name: str
     settings: Mapping[str, Any]
     params: tuple[str, ...]
+    optimizer: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,19 +119,39 @@ class _Columns:
     outcome_of: list[int]
     outcomes: list[Outcome]
     group_of: list[int | None]
+    slot_of: list[int]
 
 
 @dataclass(frozen=True, eq=False)
 class Resolution:
-    """The outcome of resolving a plan against a model."""
+    """The outcome of resolving a plan against a model.
+
+    ``slots`` holds every optimizer the spec builds (see :mod:`specopt.owners`);
+    ``optimizer`` and ``base`` are those of slot 0, the one without ``for``.
+    """
 
     plan: Plan
-    optimizer: OptimizerInfo
-    base: Mapping[str, Setting]
+    slots: tuple[OptimizerSlot, ...]
     groups: tuple[GroupSpec, ...]
     warnings: tuple
     columns: _Columns = field(repr=False)
     model: Any = field(default=None, repr=False)
+
+    @property
+    def optimizer(self) -> OptimizerInfo:
+        """The entry of the optimizer without ``for`` (adam when the spec names none)."""
+        return self.slots[0].info
+
+    @property
+    def base(self) -> Mapping[str, Setting]:
+        """The base values of the optimizer without ``for``."""
+        return self.slots[0].base
+
+    @property
+    def used_slots(self) -> tuple[OptimizerSlot, ...]:
+        """The optimizers that train at least one parameter, in slot order."""
+        used = {g.optimizer for g in self.groups}
+        return tuple(s for s in self.slots if s.index in used)
 
     @cached_property
     def params(self) -> tuple[ParamAssignment, ...]:
@@ -138,8 +161,9 @@ class Resolution:
         for k, (name, tensor, o) in enumerate(zip(c.names, c.tensors, c.outcome_of)):
             outcome = c.outcomes[o]
             info = ParamInfo(name, tuple(c.aliases.get(k, ())), tuple(tensor.shape), outcome.requires_grad)
+            group = c.group_of[o]
             out.append(ParamAssignment(info, outcome.frozen, outcome.frozen_by, outcome.settings,
-                                       outcome.touched, c.group_of[o]))
+                                       outcome.touched, group, c.slot_of[o] if group is not None else None))
         return tuple(out)
 
     @cached_property
@@ -164,28 +188,52 @@ class Resolution:
         return out
 
 
-def resolve(plan: Plan, index: ModelIndex, defaults: Mapping[str, Any],
-            source: Source | None = None) -> Resolution:
-    """Resolve ``plan`` against ``index``; ``defaults`` are the optimizer constructor's defaults."""
-    info = plan.optimizer_info
-    base = _base_settings(plan, info, defaults, source)
+def resolve(plan: Plan, index: ModelIndex, defaults, source: Source | None = None) -> Resolution:
+    """Resolve ``plan`` against ``index``.
+
+    ``defaults`` are the constructor defaults of each optimizer the spec builds,
+    in slot order (:func:`specopt.owners.slot_statements`); one mapping for one optimizer.
+    """
+    defaults = [defaults] if isinstance(defaults, Mapping) else list(defaults)
+    origins = lambda i: origin_of(plan, i, source)  # noqa: E731
+    slots = make_slots(plan, defaults, origins)
     matcher = TreeMatcher(a for s in plan.statements for t in getattr(s, "selectors", ()) for a in t.atoms)
-    rules = Rules(plan.statements, lambda i: origin_of(plan, i, source), matcher, info)
+    rules = Rules(plan.statements, origins, matcher, slots[0].info)
+    owners = claims(plan, origins, matcher)
     with _collector_paused():
         found = walk(index.model, matcher)
-        layer_diags = place_layers(plan, found, matcher, rules, lambda i: origin_of(plan, i, source))
+        layer_diags = place_layers(plan, found, matcher, rules, origins)
         signatures = _signatures(found)
         number = {sig: k for k, sig in enumerate(dict.fromkeys(signatures))}
         selections = [_selection(sig, matcher) for sig in number]
-        outcomes = [cascade(h, sig[2], rules, base, names) for (h, names), sig in zip(selections, number)]
-        diags = selection_errors(rules.rules, matcher, selections, index) + layer_diags
-        diags += list(dict.fromkeys(d for o in outcomes for d in o.problems))
+        owned = [owner(h, names, owners) for h, names in selections]
+        slot_of = [claimed[0] if claimed else 0 for claimed in owned]
+        outcomes = [cascade(h, sig[2], rules, slots[k].base, names, slots[k].info)
+                    for (h, names), sig, k in zip(selections, number, slot_of)]
+        diags = selection_errors(rules.rules + owners.rules, matcher, selections, index) + layer_diags
+        diags += _problems(outcomes)
+        diags += _ownership(slots, owned, outcomes, list(number), found.names, signatures, number)
         if diags:
             raise SpecError(diags, source)
-        groups, group_of, outcome_of = _groups(base, outcomes, found.names, signatures, number)
-    columns = _Columns(found.names, found.tensors, found.aliases, outcome_of, outcomes, group_of)
+        groups, group_of, outcome_of = _groups(slots, slot_of, outcomes, found.names, signatures, number)
+    columns = _Columns(found.names, found.tensors, found.aliases, outcome_of, outcomes, group_of, slot_of)
     warnings = tuple(no_effect_warnings(rules, outcomes)) + tuple(norm_warnings(plan, index.model))
-    return Resolution(plan, info, base, groups, warnings, columns, index.model)
+    return Resolution(plan, slots, groups, warnings, columns, index.model)
+
+
+def _problems(outcomes: list[Outcome]) -> list:
+    """Each problem the cascade found once (values out of range, options an optimizer lacks)."""
+    return list(dict.fromkeys(d for o in outcomes for d in o.problems))
+
+
+def _ownership(slots, owned, outcomes, keys, names, signatures, number) -> list:
+    """E303/E304 (see :func:`specopt.owners.ownership_errors`); per-parameter names only when needed."""
+    restricted = any(s.info.param_ndims for s in slots)
+    if not restricted and all(len(c) <= 1 for c, o in zip(owned, outcomes) if o.ever_trained):
+        return []
+    per_param = [number[sig] for sig in signatures]
+    return ownership_errors(slots, [owned[o] for o in per_param], [outcomes[o].ever_trained for o in per_param],
+                            names, [keys[o][1] for o in per_param])
 
 
 def _signatures(found: Found) -> list[tuple]:
@@ -236,35 +284,23 @@ def origin_of(plan: Plan, i: int, source: Source | None) -> Origin:
     return Origin(i, stmt.kind, label, stmt.span)
 
 
-def _base_settings(plan: Plan, info: OptimizerInfo, defaults: Mapping[str, Any],
-                   source: Source | None) -> dict[str, Setting]:
-    base = {k: Setting(defaults[k], None) for k in info.group_keys if k in defaults}
-    stmt = plan.optimizer
-    if stmt is not None:
-        origin = origin_of(plan, plan.statements.index(stmt), source)
-        for opt in stmt.options:
-            if opt.key in base:
-                base[opt.key] = Setting(opt.value, origin)
-    return base
+def _groups(slots, slot_of: list[int], outcomes: list[Outcome], names: list[str], signatures: list, number: dict):
+    """Merge outcomes with identical settings and optimizer into the fewest groups, ordered by first parameter.
 
-
-def _groups(base, outcomes: list[Outcome], names: list[str], signatures: list, number: dict):
-    """Merge outcomes with identical settings into the fewest groups, ordered by first parameter.
-
-    Returns the groups, each outcome's group (``None`` when frozen) and each parameter's outcome.
+    Returns the groups, each outcome's group (``None`` when never trained) and each parameter's outcome.
     """
-    keys = list(base)
     index: dict[tuple, int] = {}
     group_of: list[int | None] = []
     labels: list[dict[int, str]] = []
-    for out in outcomes:
+    for out, k in zip(outcomes, slot_of):
         if not out.ever_trained:
             group_of.append(None)
             continue
-        g = index.setdefault((tuple(out.settings[k].value for k in keys), out.ramp_key), len(index))
+        values = tuple(out.settings[key].value for key in slots[k].base)
+        g = index.setdefault((k, values, out.ramp_key), len(index))
         if g == len(labels):
             labels.append({})
-        _add_labels(labels[g], out)
+        _add_labels(labels[g], out, "default" if k == 0 else slots[k].label)
         group_of.append(g)
     members: list[list[str]] = [[] for _ in labels]
     outcome_of = []
@@ -275,7 +311,8 @@ def _groups(base, outcomes: list[Outcome], names: list[str], signatures: list, n
         if g is not None:
             members[g].append(name)
     titles = _unique([_group_name(labels[g]) for g in range(len(labels))])
-    groups = tuple(GroupSpec(titles[g], dict(zip(keys, key[0])), tuple(members[g])) for key, g in index.items())
+    groups = tuple(GroupSpec(titles[g], dict(zip(slots[key[0]].base, key[1])), tuple(members[g]), key[0])
+                   for key, g in index.items())
     return groups, group_of, outcome_of
 
 
@@ -289,12 +326,12 @@ def _unique(names: list[str]) -> list[str]:
     return out
 
 
-def _add_labels(labels: dict[int, str], out: Outcome) -> None:
+def _add_labels(labels: dict[int, str], out: Outcome, default: str) -> None:
     origins = [s.origin for s in out.settings.values() if s.origin is not None and s.origin.kind in ("group", "layers")]
     if out.ramp_key:
         labels.update({s.index: s.origin.label for s in out.switches if s.warmup is not None})
     if not origins:
-        labels[-1] = "default"
+        labels[-1] = default
     for o in origins:
         labels[o.index] = getattr(o, "group_label", o.label)
 
@@ -309,11 +346,12 @@ def selection_diagnostics(statements, model, source: Source | None = None) -> li
     For a spec with other errors: the statements that could be read are matched
     against the model, so that every error of the file is reported in one run.
     """
-    chosen = [s for s in statements if getattr(s, "role", None) == "selection"]
+    chosen = [s for s in statements if getattr(s, "role", None) == "selection" or getattr(s, "selectors", ())]
     if not chosen:
         return []
     matcher = TreeMatcher(a for s in chosen for t in s.selectors for a in t.atoms)
-    rules = Rules(chosen, lambda i: Origin(i, chosen[i].kind, chosen[i].kind, chosen[i].span), matcher)
+    rules = Rules(chosen, lambda i: Origin(i, chosen[i].kind, chosen[i].kind, chosen[i].span), matcher,
+                  chosen=lambda s: bool(s.selectors))
     with _collector_paused():
         found = walk(model, matcher)
         selections = list(dict.fromkeys(_selection(sig, matcher) for sig in _signatures(found)))

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from .curves import Curve, curves_for, plateau_value
+from .curves import Curve, curves_for, moves, plateau_value
 from .schedules import Program, argument, fingerprint, hyper_value
 
 STATE_FORMAT = "specopt.schedule/1"
@@ -44,8 +44,11 @@ class SpecScheduler(LRScheduler):
             raise ValueError(f"unit must be 'step' or 'epoch', not {unit!r}")
         self.programs = tuple(programs)
         self.unit = unit
-        self.curves: list[Curve] = curves_for(self.programs, optimizer.defaults)
-        self.bases: dict[str, list[float]] = {c.hyper: _bases(optimizer, c.hyper) for c in self.curves}
+        groups = optimizer.param_groups
+        self.curves: list[Curve] = curves_for(self.programs, [list(g) for g in groups])
+        self.members: dict[str, list[int]] = {c.hyper: _members(c, groups) for c in self.curves}
+        self.bases: dict[str, list[float]] = {c.hyper: _bases(optimizer, c.hyper, self.members[c.hyper])
+                                              for c in self.curves}
         self._lr = next((c for c in self.curves if c.hyper == "lr"), None)
         self._others = [c for c in self.curves if c.hyper != "lr"]
         self._fingerprint = fingerprint(self.programs)
@@ -77,22 +80,27 @@ class SpecScheduler(LRScheduler):
             self._observe(float(metric))
         super().step()
         t = self.last_epoch
+        groups = self.optimizer.param_groups
         for curve in self._others:
-            for group, value in zip(self.optimizer.param_groups, self._values(curve, t)):
-                _write(group, curve.hyper, value)
+            for k, value in zip(self.members[curve.hyper], self._values(curve, t)):
+                _write(groups[k], curve.hyper, value)
 
     def get_lr(self) -> list[Any]:
         """The learning rate of every param group at the current time (``last_epoch``)."""
-        if self._lr is None:
-            return [group["lr"] for group in self.optimizer.param_groups]
-        return self._values(self._lr, self.last_epoch)
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        if self._lr is not None:
+            for k, value in zip(self.members["lr"], self._values(self._lr, self.last_epoch)):
+                lrs[k] = value
+        return lrs
 
     _get_closed_form_lr = get_lr
 
     def values_at(self, t: float) -> dict[str, list[float]]:
-        """Every scheduled hyperparameter of every group at time ``t``, without stepping.
+        """Every scheduled hyperparameter at time ``t``, without stepping: one value per group it moves.
 
-        Plateau phases apply the reductions made so far.
+        ``members[hyper]`` lists those groups (all of them, unless the spec has
+        several optimizers whose groups differ). Plateau phases apply the
+        reductions made so far.
         """
         return {curve.hyper: self._values(curve, t) for curve in self.curves}
 
@@ -148,9 +156,10 @@ class SpecScheduler(LRScheduler):
 
     def _apply(self, t: int) -> None:
         """Set every scheduled value of every group to its value at ``t``."""
+        groups = self.optimizer.param_groups
         for curve in self.curves:
-            for group, value in zip(self.optimizer.param_groups, self._values(curve, t)):
-                _write(group, curve.hyper, value)
+            for k, value in zip(self.members[curve.hyper], self._values(curve, t)):
+                _write(groups[k], curve.hyper, value)
         self._last_lr = [g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else g["lr"]
                          for g in self.optimizer.param_groups]
 
@@ -212,18 +221,27 @@ class _Plateau:
         self.cooldown_left, self.reductions = int(state["cooldown_left"]), int(state["reductions"])
 
 
-def _bases(optimizer: torch.optim.Optimizer, hyper: str) -> list[float]:
-    """Each group's base value of ``hyper``, kept in the group as ``initial_<hyper>`` the first time.
+def _members(curve: Curve, groups: Sequence[dict[str, Any]]) -> list[int]:
+    """The groups a curve moves: those that have its hyperparameter (raises when none has it)."""
+    found = [k for k, g in enumerate(groups) if moves(curve, g)]
+    if not found:
+        raise ValueError(f"no param group has {curve.hyper!r} to schedule")
+    return found
+
+
+def _bases(optimizer: torch.optim.Optimizer, hyper: str, members: Sequence[int]) -> list[float]:
+    """Each member group's base value of ``hyper``, kept in the group as ``initial_<hyper>`` the first time.
 
     Every group is checked before any is changed.
     """
+    groups = [optimizer.param_groups[k] for k in members]
     current = []
-    for k, group in enumerate(optimizer.param_groups):
+    for k, group in zip(members, groups):
         try:
             current.append(hyper_value(group, hyper))
         except ValueError as exc:
             raise ValueError(f"param group {k}: {exc}") from None
-    return [float(g.setdefault(f"initial_{hyper}", v)) for g, v in zip(optimizer.param_groups, current)]
+    return [float(g.setdefault(f"initial_{hyper}", v)) for g, v in zip(groups, current)]
 
 
 def _write(group: dict[str, Any], hyper: str, value: float) -> None:

@@ -21,7 +21,7 @@ from pydantic import Field
 from .clauses import check_clauses, read_clauses
 from .diagnostics import Diagnostic, Span, did_you_mean
 from .nodes import UNIT_WORDS, Length, Node, Option, Term, factor_value
-from .options import check_options, written_name
+from .options import check_group_options, check_options, written_name
 from .registry import CLIP_MODES, OptimizerInfo, check_bounds, parse_clip_mode
 from .selectors import selector_problems
 
@@ -54,14 +54,28 @@ class Parts:
 
 @dataclass(frozen=True)
 class CheckContext:
-    """What a statement's checks may look at: the whole plan's statements and the optimizer's entry.
+    """What a statement's checks may look at: the plan's statements and the optimizers' entries.
 
-    ``optimizer`` is ``None`` when the optimizer cannot be looked up yet (an
+    ``optimizer`` is the entry of the optimizer that takes the parameters no
+    ``for`` gives another one; ``optimizers`` holds every optimizer statement's
+    entry, in order. An entry is ``None`` when it cannot be looked up yet (an
     import path, checked once its class is imported) or is unknown.
     """
 
     statements: tuple
     optimizer: OptimizerInfo | None
+    optimizers: tuple = ()
+
+    def info_of(self, stmt) -> OptimizerInfo | None:
+        """The entry of one optimizer statement."""
+        found = [info for s, info in self.optimizers if s is stmt]
+        return found[0] if found else self.optimizer
+
+    @property
+    def every(self) -> list[OptimizerInfo]:
+        """The known entries of every optimizer the spec builds, the default first."""
+        infos = [self.optimizer] + [info for s, info in self.optimizers if s.selectors]
+        return [info for info in infos if info is not None]
 
 
 class Statement(Node):
@@ -102,14 +116,15 @@ class OptimizerStatement(Statement):
 
     keyword: ClassVar[str] = "optimizer"
     role: ClassVar[str] = "optimizer"
-    syntax: ClassVar[str] = 'optimizer NAME|"mod:Class" [key=value ...]'
-    summary: ClassVar[str] = "Choose the optimizer and its base hyperparameters (default: adam, lr=1e-3)."
+    syntax: ClassVar[str] = 'optimizer NAME|"mod:Class" [for SELECTOR ...] [key=value ...]'
+    summary: ClassVar[str] = ("Choose the optimizer and its base hyperparameters (default: adam, lr=1e-3); "
+                              "with 'for', a second optimizer for the parameters selected.")
     example: ClassVar[str] = "optimizer adamw lr=3e-4 betas=(0.9, 0.95)"
-    unique: ClassVar[bool] = True
 
     kind: Literal["optimizer"] = "optimizer"
     name: str
     name_span: Span | None = None
+    selectors: tuple[Term, ...] = ()
     options: tuple[Option, ...] = ()
 
     @property
@@ -117,17 +132,28 @@ class OptimizerStatement(Statement):
         """The name as written in a spec: an import path is quoted."""
         return written_name(self.name)
 
+    @property
+    def takes_rest(self) -> bool:
+        """Whether this optimizer takes every trainable parameter no ``for`` gives another one."""
+        return not self.selectors
+
+    def unique_key(self) -> tuple[str, str] | None:
+        return ("optimizer", "'optimizer' statement without 'for'") if self.takes_rest else None
+
     def check_options(self, info: OptimizerInfo) -> list[Diagnostic]:
         return check_options(self.options, info, group=False)
 
     def check(self, ctx: CheckContext) -> list[Diagnostic]:
-        return self.check_options(ctx.optimizer) if ctx.optimizer else []
+        info = ctx.info_of(self)
+        return check_selectors(self.selectors) + (self.check_options(info) if info else [])
 
     @classmethod
     def from_parse(cls, parts: Parts) -> "OptimizerStatement":
-        name, *options = parts.children
+        name, *rest = parts.children
+        selectors = tuple(rest.pop(0)) if rest and isinstance(rest[0], list) else ()
         text = str(name)[1:-1] if name.type == "STRING" else str(name)
-        return cls(name=text, name_span=parts.span_of(name), options=tuple(options), span=parts.span)
+        return cls(name=text, name_span=parts.span_of(name), selectors=selectors, options=tuple(rest),
+                   span=parts.span)
 
 
 class FreezeStatement(Statement):
@@ -207,6 +233,8 @@ class GroupStatement(Statement):
         if not self.options:
             return diags + [Diagnostic("E210", "group sets no hyperparameter", self.span,
                                        "add key=value pairs, e.g. lr=1e-3 or weight_decay=0")]
+        if len(ctx.every) > 1:
+            return diags + check_group_options(self.options, ctx.every)
         return diags + (self.check_options(ctx.optimizer) if ctx.optimizer else [])
 
     def check_options(self, info: OptimizerInfo) -> list[Diagnostic]:

@@ -192,19 +192,24 @@ def _missing(message: str, span: Span | None, hint: str) -> SpecError:
 
 # --- ranges ----------------------------------------------------------------------------------
 
-def check_ranges(progs: list[Program], plan, groups, info, source: Source | None = None) -> None:
-    """E217 when a schedule takes a group's hyperparameter out of the range the optimizer allows.
+def check_ranges(progs: list[Program], plan, groups, infos, source: Source | None = None) -> None:
+    """E217 when a schedule takes a group's hyperparameter out of the range its optimizer allows.
 
     Every level a phase names (its start, end, peak, floor) is applied to each
     group's base value; a beta must stay below 1, a learning rate at least 0.
+    ``infos`` holds each optimizer's entry by slot (a group names its slot);
+    groups without the hyperparameter are not moved by its schedule.
     """
     from .registry import check_bounds
 
     diags = []
     statements = {s.hyper: s for s in plan.schedules}
     for program in progs:
-        bounds = "[0,1)" if program.hyper in ("beta1", "beta2") else _bounds(info, program.hyper)
         for group in groups:
+            if not _has(group.settings, program.hyper):
+                continue
+            info = infos[group.optimizer]
+            bounds = "[0,1)" if program.hyper in ("beta1", "beta2") else _bounds(info, program.hyper)
             base = _base(group.settings, program.hyper)
             for level in _levels(program):
                 value = level.of(base)
@@ -215,6 +220,10 @@ def check_ranges(progs: list[Program], plan, groups, info, source: Source | None
                     break
     if diags:
         raise SpecError(diags, source)
+
+
+def _has(settings, hyper: str) -> bool:
+    return ("betas" if hyper in ("beta1", "beta2") else hyper) in settings
 
 
 def _bounds(info, hyper: str) -> str:

@@ -34,6 +34,7 @@ EXPECTED = {
     "bench_train_step": ["hand-written loop", "compiled.train_step", "AveragedModel.update_parameters",
                          "specopt ema update", "frozen by freeze", "waiting for unfreeze ... at",
                          "target: train_step / hand-written loop, large", "target: backward waiting"],
+    "bench_optimizers": ["two optimizers stepped by hand", "specopt combined step", "target: combined step / hand"],
     "bench_hint": ["bare named_parameters()", "hint: layers.*.moe.experts.*.w4", "closest real names:",
                    "resolve + E301:", "target: slowest hint / bare enumeration"],
     "bench_layers": ["bare named_parameters()", "by hand: one group per layer", "layers statement",

@@ -9,14 +9,14 @@ import torch
 
 import specopt
 from encoder_model import Encoder
-from models import gpt, vit
+from models import gpt, llama, vit
 from resnet_model import Classifier
 from seed_model import Network
 from specopt.fmt import format_text
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MODELS = {"seed.opt": Network, "seed_v2.opt": Network, "vit_finetune.opt": vit, "llm_pretrain.opt": gpt,
-          "dino_wd_ramp.opt": vit, "lpft.opt": Classifier, "amp_ema.opt": Encoder}
+          "dino_wd_ramp.opt": vit, "lpft.opt": Classifier, "amp_ema.opt": Encoder, "muon_adamw.opt": llama}
 
 
 def test_every_example_has_a_model():

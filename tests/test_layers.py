@@ -171,6 +171,16 @@ def test_it_overrides_earlier_lrs_later_statements_override_it_and_it_sets_only_
     assert resolution.warnings == ()
 
 
+def test_with_several_optimizers_each_parameter_scales_its_own_optimizers_lr():
+    model = stack("embed", blocks=2, after=("head",))
+    spec = "optimizer adamw lr=1e-3\noptimizer sgd for blocks lr=0.1\nlayers embed then blocks.* decay=0.5"
+    resolution = specopt.parse(spec).resolve(model)
+    lr = {p.info.name: p.settings["lr"].value for p in resolution.params}
+    assert (lr["embed.weight"], lr["blocks.0.weight"], lr["blocks.1.bias"], lr["head.weight"]) == \
+        (1.25e-4, 0.025, 0.05, 1e-3)
+    assert "sets lr=x0.5^2 (= 0.025)" in specopt.parse(spec).compile(model).explain("blocks.0.bias")
+
+
 def test_a_layers_statement_overridden_everywhere_is_w301():
     spec = specopt.parse("optimizer sgd lr=1\nlayers blocks.* decay=0.5\ngroup ** lr=2")
     assert [w.code for w in spec.resolve(stack(blocks=2)).warnings] == ["W301"]

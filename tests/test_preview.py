@@ -138,7 +138,7 @@ def test_an_open_ended_schedule_is_shown_to_twice_its_last_start():
     ({"groups": []}, "at least one param group"),
     ({"until": 0}, "longer than 0"),
     ({"max_points": 1}, "max_points of at least 2"),
-    ({"groups": [{"lr": 0.1}]}, "no option 'momentum'"),
+    ({"groups": [{"lr": 0.1}]}, "no param group has 'momentum'"),
 ])
 def test_previews_that_cannot_be_made_say_why(kwargs, words):
     args = {"programs": [program(("warmup", 3, {})), program(("constant", None, {"value": X1}), hyper="momentum")],
