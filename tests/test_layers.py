@@ -361,3 +361,18 @@ def test_the_statement_equals_the_groups_written_out_by_hand(blocks, decay, min_
     hand += [f"group blocks.{i} lr=x{max(min_scale, decay ** (top - 1 - i))!r}" for i in range(blocks)]
     ours = lrs(f"layers embed then blocks.* decay={decay!r} min_scale={min_scale}", model)
     assert ours == lrs("\n".join(hand), model)
+
+
+def test_a_plan_as_data_round_trips_and_formats_back(tmp_path):
+    from specopt.data import dump_plan
+    from specopt.fmt import format_text
+
+    text = "layers cls_token pos_embed then blocks.* with ^norm decay=0.75 min_scale=0.1\n"
+    spec = specopt.parse(text)
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(dump_plan(spec.plan)))
+    loaded = specopt.load(path).plan.statements[0]
+    assert [[t.atoms[0].text for t in s.selectors + s.joins] for s in loaded.slots] == [
+        ["cls_token", "pos_embed"], ["blocks.*", "^norm"]]
+    assert loaded.setting("decay") == 0.75 and loaded.setting("min_scale") == 0.1
+    assert format_text("layers  cls_token pos_embed  then blocks.*  with ^norm decay = 0.75 min_scale=0.1") == text
