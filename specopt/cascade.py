@@ -77,21 +77,22 @@ class Rules:
                  chosen=None):
         self.optimizer = optimizer
         self.rules: list[Rule] = []
-        chosen = chosen or (lambda stmt: isinstance(stmt, (FreezeStatement, GroupStatement)))
+        chosen = chosen or (lambda stmt: isinstance(stmt, (FreezeStatement, GroupStatement)) or stmt.kind == "layers")
         for i, stmt in enumerate(statements):
             if chosen(stmt):
                 terms = tuple((frozenset(matcher.ids[atom_key(a)] for a in t.atoms if not a.negated),
                                frozenset(matcher.ids[atom_key(a)] for a in t.atoms if a.negated))
                               for t in stmt.selectors)
                 self.rules.append(Rule(i, origins(i), stmt, terms))
+        self.layers: dict[int, Any] = {}  # a layer's atom id -> its origin (specopt.layering)
         self._by_atom: dict[int, set[int]] = {}
         self._always: set[int] = set()
         for k, rule in enumerate(self.rules):
             for pos, _ in rule.terms:
                 for atom in pos:
                     self._by_atom.setdefault(atom, set()).add(k)
-                if not pos:
-                    self._always.add(k)
+                if not pos or rule.statement.kind == "layers":
+                    self._always.add(k)  # a layers statement places every parameter
 
     def candidates(self, hits: frozenset[int]) -> list[Rule]:
         """The rules that might select a parameter matched by ``hits``, in statement order."""
@@ -145,6 +146,11 @@ def cascade(hits: frozenset[int], requires_grad: bool, rules: Rules, base: Mappi
     frozen, frozen_by = not requires_grad, (None if requires_grad else MODEL_ORIGIN)
     settings, touched, changed, problems, switches = dict(base), [], set(), [], []
     for rule in rules.candidates(hits):
+        if rule.statement.kind == "layers":
+            layer = next(rules.layers[a] for a in hits if a < 0 and rules.layers[a].index == rule.index)
+            frozen, frozen_by = _layer(layer, frozen, frozen_by, settings, base, changed, switches)
+            touched.append(layer)
+            continue
         if not rule.selects(hits, names):
             continue
         touched.append(rule.origin)
@@ -171,6 +177,21 @@ def cascade(hits: frozenset[int], requires_grad: bool, rules: Rules, base: Mappi
     changed |= timed_changes(tuple(switches), requires_grad)
     return Outcome(requires_grad, frozen, frozen_by, settings, tuple(touched), frozenset(changed), tuple(problems),
                    tuple(switches))
+
+
+def _layer(layer, frozen: bool, frozen_by, settings: dict, base, changed: set, switches: list):
+    """Apply one depth of a ``layers`` statement (a :class:`specopt.layering.LayerOrigin`): its relative lr,
+    and a freeze when its factor is below ``freeze_below``. Returns the frozen state and who decided it."""
+    value = Relative(factor=layer.scale).of(base["lr"].value)
+    if settings["lr"].value != value:
+        changed.add(layer.index)
+    settings["lr"] = Setting(value, layer)
+    if not layer.frozen:
+        return frozen, frozen_by
+    switches.append(Switch(layer, True))
+    if not frozen:
+        changed.add(layer.index)
+    return True, layer
 
 
 def _not_an_option(opt, info: OptimizerInfo | None) -> Diagnostic:

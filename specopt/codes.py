@@ -193,6 +193,19 @@ _ENTRIES = (
              "type, such as `gpu`.",
              "device gpu",
              "Write cpu, cuda, cuda:1, mps, xpu:0 and so on, or auto for the accelerator if there is one."),
+    CodeInfo("E233", "layers that cannot be ordered",
+             "A selector of a `layers` statement has wildcards whose captures cannot number layers: `**` "
+             "(any number of segments), two wildcards apart in one segment, wildcards in two selectors of one "
+             "intersection, selectors of one slot capturing different counts of numbers, or a `with` selector "
+             "capturing more numbers than the layers of its slot have.",
+             "layers embed then blocks.** decay=0.75",
+             "Name each level with its own `*`: `blocks.*`, `layers.*.blocks.*`; put selectors with other "
+             "wildcards in a slot of their own, joined by `then`."),
+    CodeInfo("E234", "unknown or missing layers setting",
+             "A `layers` statement names a setting it does not have, or leaves out `decay=`.",
+             "layers embed then blocks.* layer_decay=0.75",
+             "Give decay=D (0 < D <= 1), and optionally min_scale=S and freeze_below=S; the hint names the "
+             "closest setting."),
     CodeInfo("E220", "import not allowed",
              "The optimizer is named by import path, and importing it would run code; that needs the "
              "caller's permission.",
@@ -238,6 +251,25 @@ _ENTRIES = (
              "of the parameters it selects does not have, such as momentum on parameters of adamw.",
              "optimizer adamw\noptimizer sgd for classifier\ngroup classifier convolution1_1 momentum=0.9",
              "Narrow the group to the parameters of the optimizer that has the option.",
+             needs_model=True),
+    CodeInfo("E306", "with selector joins no layer",
+             "A `with` selector of a `layers` slot captures numbers that start no layer of its slot, so the "
+             "parameters it selects have no layer to join (`layers.*.downsample` joins the first layer of "
+             "`layers.*.blocks.*` numbered with the same stage).",
+             "layers convolution1_[1] with convolution2_? decay=0.5",
+             "Narrow the with selector to the modules that have a layer to join, or widen the slot.",
+             needs_model=True),
+    CodeInfo("E307", "wildcard captured no number",
+             "A wildcard of a `layers` selector matched a module whose name there is not a whole number, such "
+             "as `blocks.*` matching `blocks.norm`; layers are ordered by the numbers their wildcards capture.",
+             "layers cnn.VGG_16.* decay=0.5",
+             "Narrow the wildcard to digits (`blocks.[0-9]*`), or leave the module out: `blocks.* & !blocks.norm`.",
+             needs_model=True),
+    CodeInfo("E308", "parameter in two layers",
+             "Two parts of a `layers` statement (two slots, or a slot and a `with`) select the same parameter, "
+             "which can be in one layer only.",
+             "layers cnn then convolution2_* decay=0.5",
+             "Narrow one of the selectors: anchor it with ^, or exclude the other part with & !....",
              needs_model=True),
     # --- E4xx: building the torch objects ---------------------------------------------------------
     CodeInfo("E401", "not in this torch",

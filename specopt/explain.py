@@ -216,6 +216,8 @@ def _explain_param(p: ParamAssignment, resolution: Resolution, source: Source | 
 
 def _touch(origin: Origin, p: ParamAssignment, resolution: Resolution, source: Source | None) -> Touch:
     stmt = resolution.plan.statements[origin.index]
+    if stmt.kind == "layers":
+        return _layer_touch(origin, stmt, p, resolution, source)
     if stmt.kind in ("freeze", "unfreeze"):
         frozen = stmt.kind == "freeze"
         written = "frozen" if frozen else "unfrozen"
@@ -228,6 +230,21 @@ def _touch(origin: Origin, p: ParamAssignment, resolution: Resolution, source: S
         if isinstance(value, Relative):
             value, written = value.of(resolution.base[opt.key].value), f"x{value.factor:g}"
         sets.append(SetValue(opt.key, value, written, _later(p.settings[opt.key].origin, origin, source)))
+    return Touch(_ref(origin, source), tuple(sets))
+
+
+def _layer_touch(origin, stmt, p: ParamAssignment, resolution: Resolution, source: Source | None) -> Touch:
+    """What a ``layers`` statement set at the parameter's depth: its lr factor, and a freeze below ``freeze_below``."""
+    power = origin.top - origin.depth
+    clamped = origin.scale != stmt.setting("decay") ** power
+    written = f"x{origin.scale:g} (min_scale)" if clamped else f"x{stmt.setting('decay'):g}^{power}"
+    final = p.settings["lr"]
+    base = resolution.slots[p.optimizer or 0].base["lr"].value  # that of the optimizer training the parameter
+    value = final.value if final.origin == origin else Relative(factor=origin.scale).of(base)
+    sets = [SetValue("lr", value, written, _later(p.settings["lr"].origin, origin, source))]
+    if origin.frozen:
+        why = f"frozen (x{origin.scale:.3g} is below freeze_below={stmt.setting('freeze_below'):g})"
+        sets.append(SetValue("frozen", True, why, _later(p.frozen_by, origin, source)))
     return Touch(_ref(origin, source), tuple(sets))
 
 

@@ -7,6 +7,7 @@ rendered). The statement kinds themselves live in :mod:`specopt.statements`.
 
 from __future__ import annotations
 
+import math
 from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -30,6 +31,22 @@ class Relative(Node):
     def of(self, base: float) -> float:
         """The value for ``base``, rounded to 15 significant digits so that 0.7 x 0.1 is 0.07."""
         return float(f"{base * self.factor:.15g}")
+
+
+def factor_value(text: str) -> float:
+    """The number a factor as written stands for: ``x0.1`` is 0.1, ``x0.75^3`` is 0.75 cubed.
+
+    A power is rounded to 15 significant digits, as :meth:`Relative.of` rounds,
+    so that ``x0.1^2`` is 0.01. One too large for a float is ``inf`` (and
+    ``x0^-1`` too), which the range checks then report.
+    """
+    base, caret, power = text[1:].partition("^")
+    if not caret:
+        return float(base)
+    try:
+        return float(f"{float(base) ** float(power):.15g}")
+    except (OverflowError, ZeroDivisionError):
+        return math.inf
 
 
 Scalar = Union[bool, int, float, str, None]

@@ -20,7 +20,7 @@ from lark.exceptions import UnexpectedEOF, UnexpectedInput, VisitError
 
 from .diagnostics import Diagnostic, Source, Span, SpecError, did_you_mean
 from .extensions import import_diagnostics
-from .nodes import UNIT_WORDS, Length, Milestones, Option, Relative, Selector, Term
+from .nodes import UNIT_WORDS, Length, Milestones, Option, Relative, Selector, Term, factor_value
 from .phases import Item
 from .plan import BY_KEYWORD, Plan
 from .selectors import read_flags
@@ -214,7 +214,8 @@ _EXPECTED = {
     "NUMBER": "a number", "INT": "a whole number", "FACTOR": "a factor like x0.1",
     "_EVERY": "'every'", "UNIT": "'epochs' or 'steps'", "EQUAL": "'='", "LPAR": "'('",
     "RPAR": "')'", "COMMA": "','", "STRING": "a quoted string", "LABEL": "a group name",
-    "PERCENT": "a share of the run like 10%", "_AT": "'at'", "_WARMUP": "'warmup'",
+    "PERCENT": "a share of the run like 10%", "_AT": "'at'", "_WARMUP": "'warmup'", "_THEN": "'then'",
+    "_WITH": "'with'",
 }
 
 
@@ -233,6 +234,8 @@ def _expectation(exc: UnexpectedInput, chunk: str, pos: int) -> str:
     """
     history = getattr(exc, "token_history", None) or [None]  # lark gives [None] at the first token
     if history[-1] is not None and _bad_factor(history[-1], chunk, pos):
+        if chunk[pos:pos + 1] == "^":
+            return "; a power is ^ followed by a number, like x0.75^3"
         return "; a factor is x followed by a number, like x0.1"
     names = set(getattr(exc, "expected", None) or getattr(exc, "allowed", None) or ())
     names -= {"KEY"} if _in_tuple(chunk, pos) else _TUPLE_ONLY
@@ -323,7 +326,7 @@ class _ToPlan(Transformer):
         return float(text) if any(c in text for c in ".eE") else _whole(text, _span(self.offset, token))
 
     def factor(self, meta, children):
-        return Relative(factor=float(str(children[0])[1:]), span=self._at(meta)), meta
+        return Relative(factor=factor_value(str(children[0])), span=self._at(meta)), meta
 
     def string(self, meta, children):
         return str(children[0])[1:-1], meta
@@ -360,7 +363,7 @@ class _ToPlan(Transformer):
         return self._item("number", self._number(children[0]), meta, f"'{children[0]}'")
 
     def s_factor(self, meta, children):
-        factor = Relative(factor=float(str(children[0])[1:]), span=self._at(meta))
+        factor = Relative(factor=factor_value(str(children[0])), span=self._at(meta))
         return self._item("factor", factor, meta, f"'{children[0]}'")
 
     def s_string(self, meta, children):

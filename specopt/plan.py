@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 from .diagnostics import Diagnostic, SpecError
 from .extensions import find_optimizer, plan_optimizer_info
 from .nodes import Length, Milestones, Node, Option, Relative, Selector, Term, Value  # noqa: F401 (re-exported)
+from .layers import LayersStatement
 from .phases import Phase, PhaseArg, ScheduleStatement
 from .registry import OptimizerInfo, parse_clip_mode  # noqa: F401 (re-exported)
 from .statements import (CheckContext, ClipStatement, FreezeStatement, GroupStatement, OptimizerStatement,
@@ -28,14 +29,14 @@ __all__ = ["Plan", "STATEMENT_KINDS", "StatementNode", "check_plan", "Phase", "P
 
 # Every statement kind, in the order `specopt list` and the docs show them.
 STATEMENT_KINDS: tuple[type[Statement], ...] = (
-    OptimizerStatement, FreezeStatement, UnfreezeStatement, GroupStatement, ClipStatement,
+    OptimizerStatement, FreezeStatement, UnfreezeStatement, GroupStatement, LayersStatement, ClipStatement,
     ScheduleStatement, StepStatement, RunStatement, StepsPerEpochStatement,
     AccumulateStatement, EmaStatement, DeviceStatement,
 )
 BY_KEYWORD: dict[str, type[Statement]] = {cls.keyword: cls for cls in STATEMENT_KINDS}
 
 StatementNode = Annotated[
-    Union[OptimizerStatement, FreezeStatement, UnfreezeStatement, GroupStatement, ClipStatement,
+    Union[OptimizerStatement, FreezeStatement, UnfreezeStatement, GroupStatement, LayersStatement, ClipStatement,
           ScheduleStatement, StepStatement, RunStatement, StepsPerEpochStatement,
           AccumulateStatement, EmaStatement, DeviceStatement],
     Field(discriminator="kind"),

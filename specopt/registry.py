@@ -263,13 +263,14 @@ def check_bounds(bounds: str, value: Any) -> str | None:
         return None
     holds = {
         ">=0": value >= 0, ">0": value > 0, "<=0": value <= 0, ">=1": value >= 1,
-        "[0,1]": 0 <= value <= 1, "[0,1)": 0 <= value < 1, "(0,1)": 0 < value < 1,
+        "[0,1]": 0 <= value <= 1, "[0,1)": 0 <= value < 1, "(0,1)": 0 < value < 1, "(0,1]": 0 < value <= 1,
     }[bounds]
     return None if holds else f"must be {_BOUND_WORDS[bounds]}"
 
 
 _BOUND_WORDS = {">=0": "at least 0", ">0": "greater than 0", "<=0": "at most 0", ">=1": "at least 1",
-                "[0,1]": "between 0 and 1", "[0,1)": "at least 0 and below 1", "(0,1)": "between 0 and 1, exclusive"}
+                "[0,1]": "between 0 and 1", "[0,1)": "at least 0 and below 1", "(0,1)": "between 0 and 1, exclusive",
+                "(0,1]": "above 0 and at most 1"}
 KNOWN_BOUNDS = frozenset({""} | set(_BOUND_WORDS))
 _BASE_KINDS = ("bool", "int", "number", "str", "any")
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from .diagnostics import Source
 from .preview import Preview, preview_programs
+from .report_layers import layer_lines, layers_json
 from .resolve import Origin, ParamAssignment, Resolution, Setting
 from .timing import Timing, plan_timing, programs
 from .clauses import moment_text
@@ -48,6 +49,7 @@ def text_report(resolution: Resolution, clip: str | None, schedule: str | None,
         lines.append(f"  [{i}] {group.name}{which}  {tensor_count(members)}")
         lines.append("      " + _settings_line(group.settings))
         lines += _names(group.params)
+    lines += layer_lines(resolution)
     frozen = [p for p in resolution.params if p.frozen]
     lines += ["", f"frozen: {tensor_count(frozen)}"]
     lines += [f"      {p.info.name}  (by {p.frozen_by.label}{change_note(p, resolution)})"
@@ -166,6 +168,7 @@ def assignment_json(resolution: Resolution, source: Source | None, timing: Timin
         "params": [_param(p, source, resolution) for p in resolution.params],
         "warnings": [d.to_json(source) for d in resolution.warnings],
         "schedule": schedule,
+        "layers": layers_json(resolution),
     }
 
 
@@ -200,6 +203,8 @@ def _origin(o: Origin | None, source: Source | None) -> dict[str, Any] | None:
     out: dict[str, Any] = {"statement": o.index, "kind": o.kind, "label": o.label}
     if source is not None and o.span is not None:
         out["line"], out["column"] = source.line_col(o.span.start)
+    if hasattr(o, "depth"):  # a depth of a layers statement (specopt.layering.LayerOrigin)
+        out.update(depth=o.depth, top=o.top, scale=o.scale)
     return out
 
 

@@ -21,6 +21,7 @@ from typing import Any, Iterator, Mapping
 from .built import built_flags
 from .cascade import MODEL_ORIGIN, Origin, Outcome, Rules, Setting, cascade, no_effect_warnings
 from .diagnostics import Source, SpecError
+from .layering import place_layers
 from .match import Found, TreeMatcher, class_names, selection_errors, walk
 from .norms import norm_warnings
 from .owners import OptimizerSlot, claims, make_slots, owner, ownership_errors
@@ -201,6 +202,7 @@ def resolve(plan: Plan, index: ModelIndex, defaults, source: Source | None = Non
     owners = claims(plan, origins, matcher)
     with _collector_paused():
         found = walk(index.model, matcher)
+        layer_diags = place_layers(plan, found, matcher, rules, origins)
         signatures = _signatures(found)
         number = {sig: k for k, sig in enumerate(dict.fromkeys(signatures))}
         selections = [_selection(sig, matcher) for sig in number]
@@ -208,7 +210,7 @@ def resolve(plan: Plan, index: ModelIndex, defaults, source: Source | None = Non
         slot_of = [claimed[0] if claimed else 0 for claimed in owned]
         outcomes = [cascade(h, sig[2], rules, slots[k].base, names, slots[k].info)
                     for (h, names), sig, k in zip(selections, number, slot_of)]
-        diags = selection_errors(rules.rules + owners.rules, matcher, selections, index)
+        diags = selection_errors(rules.rules + owners.rules, matcher, selections, index) + layer_diags
         diags += _problems(outcomes)
         diags += _ownership(slots, owned, outcomes, list(number), found.names, signatures, number)
         if diags:
@@ -325,13 +327,13 @@ def _unique(names: list[str]) -> list[str]:
 
 
 def _add_labels(labels: dict[int, str], out: Outcome, default: str) -> None:
-    origins = [s.origin for s in out.settings.values() if s.origin is not None and s.origin.kind == "group"]
+    origins = [s.origin for s in out.settings.values() if s.origin is not None and s.origin.kind in ("group", "layers")]
     if out.ramp_key:
         labels.update({s.index: s.origin.label for s in out.switches if s.warmup is not None})
     if not origins:
         labels[-1] = default
     for o in origins:
-        labels[o.index] = o.label
+        labels[o.index] = getattr(o, "group_label", o.label)
 
 
 def _group_name(labels: dict[int, str]) -> str:

@@ -248,6 +248,17 @@ def _match_tokens(tokens: tuple[Token, ...], text: str) -> bool:
     return all(tok == "*" for tok in tokens[t:])
 
 
+def segment_alternatives(glob: str) -> tuple[tuple[Token, ...], ...]:
+    """The brace-free alternatives of one well-formed segment glob, each as its tokens: a character,
+    ``*``, ``?`` or a bracket class."""
+    return tuple(_tokens(alt) for alt in _expand_braces(glob))
+
+
+def tokens_match(tokens: tuple[Token, ...], text: str) -> bool:
+    """Whether one alternative's tokens (see :func:`segment_alternatives`) match the whole of ``text``."""
+    return _match_tokens(tokens, text)
+
+
 class SegmentGlob:
     """One segment pattern (braces expanded), matched against one name segment."""
 

@@ -12,6 +12,7 @@ plan's union, the docs or the formatter.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Literal
 
@@ -19,7 +20,7 @@ from pydantic import Field
 
 from .clauses import check_clauses, read_clauses
 from .diagnostics import Diagnostic, Span, did_you_mean
-from .nodes import UNIT_WORDS, Length, Node, Option, Term
+from .nodes import UNIT_WORDS, Length, Node, Option, Term, factor_value
 from .options import check_group_options, check_options, written_name
 from .registry import CLIP_MODES, OptimizerInfo, check_bounds, parse_clip_mode
 from .selectors import selector_problems
@@ -333,7 +334,7 @@ class StepStatement(Statement):
     def from_parse(cls, parts: Parts) -> "StepStatement":
         every, *unit, factor = parts.children
         return cls(every=parts.whole(every), unit=parts.unit(unit[0]) if unit else "epoch",
-                   gamma=float(str(factor)[1:]), span=parts.span)
+                   gamma=factor_value(str(factor)), span=parts.span)
 
 
 class RunStatement(Statement):
@@ -384,7 +385,7 @@ class StepsPerEpochStatement(Statement):
 
 
 def _positive_whole(value: Any, what: str, span: Span | None) -> list[Diagnostic]:
-    if value != int(value) or value < 1:
+    if not math.isfinite(value) or value != int(value) or value < 1:
         return [Diagnostic("E207", f"{what} must be a whole number of at least 1, got {value:g}", span)]
     return []
 

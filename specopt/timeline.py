@@ -138,10 +138,13 @@ def changes(switches: tuple[Switch, ...], built: bool) -> tuple[Change, ...]:
 
 
 def switches_of(touched, plan) -> tuple[Switch, ...]:
-    """The freeze and unfreeze statements among ``touched`` (origins, in statement order) as switches."""
+    """The freeze and unfreeze statements among ``touched`` (origins, in statement order) as switches,
+    with the layers that ``layers ... freeze_below=`` freezes."""
     out = []
     for origin in touched:
         if origin.kind in ("freeze", "unfreeze"):
             stmt = plan.statements[origin.index]
             out.append(Switch(origin, stmt.freezes, stmt.at, getattr(stmt, "warmup", None)))
+        elif getattr(origin, "frozen", False):  # a layer that a layers statement's freeze_below freezes
+            out.append(Switch(origin, True))
     return tuple(out)

@@ -37,6 +37,8 @@ EXPECTED = {
     "bench_optimizers": ["two optimizers stepped by hand", "specopt combined step", "target: combined step / hand"],
     "bench_hint": ["bare named_parameters()", "hint: layers.*.moe.experts.*.w4", "closest real names:",
                    "resolve + E301:", "target: slowest hint / bare enumeration"],
+    "bench_layers": ["bare named_parameters()", "by hand: one group per layer", "layers statement",
+                     "both specs agree on every tensor", "target: layers statement / by hand"],
 }
 
 

@@ -73,3 +73,10 @@ def test_a_kind_held_once_is_reported_when_repeated(text, message):
     with pytest.raises(specopt.SpecError) as info:
         specopt.parse(text)
     assert [(d.code, d.message) for d in info.value.diagnostics] == [("E202", message)]
+
+
+def test_a_run_too_long_for_a_number_is_out_of_range():
+    with pytest.raises(specopt.SpecError) as info:
+        specopt.parse("run 1e310 epochs")
+    assert [(d.code, d.message) for d in info.value.diagnostics] == [
+        ("E207", "the run's length must be a whole number of at least 1, got inf")]
