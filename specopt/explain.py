@@ -225,10 +225,13 @@ def _touch(origin: Origin, p: ParamAssignment, resolution: Resolution, source: S
             written += f" from {moment_text(stmt.at)}" + (f" (lr warmup {stmt.warmup.text})" if stmt.warmup else "")
         return Touch(_ref(origin, source), (SetValue("frozen", frozen, written, _overrider(p, origin, resolution, source)),))
     sets = []
+    base = resolution.slots[p.optimizer].base if p.optimizer is not None else resolution.base
     for opt in stmt.options:
+        if opt.key not in p.settings:
+            continue  # an option of another optimizer of the spec: not this parameter's
         value, written = opt.value, format_value(opt.value)
         if isinstance(value, Relative):
-            value, written = value.of(resolution.base[opt.key].value), f"x{value.factor:g}"
+            value, written = value.of(base[opt.key].value), f"x{value.factor:g}"
         sets.append(SetValue(opt.key, value, written, _later(p.settings[opt.key].origin, origin, source)))
     return Touch(_ref(origin, source), tuple(sets))
 

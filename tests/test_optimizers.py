@@ -203,3 +203,11 @@ def test_the_report_and_explain_name_each_parameters_optimizer():
     data = assignment_json(compiled.resolution, compiled.source)
     assert [o["name"] for o in data["optimizers"]] == ["adamw", "muon"]
     assert data["optimizers"][1]["for"] == "ndim==2 & !embed* & !lm_head"
+
+
+def test_explain_computes_a_relative_value_from_the_parameters_own_optimizer():
+    compiled = specopt.compile(HYBRID + "\ngroup model.layers.3 lr=x0.5", llama())
+    text = compiled.explain("model.layers.3.mlp.up_proj.weight")
+    assert "sets lr=x0.5 (= 0.01)" in text
+    text = compiled.explain("model.layers.3.input_layernorm.weight")
+    assert "sets lr=x0.5 (= 0.00015)" in text
