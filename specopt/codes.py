@@ -286,7 +286,8 @@ _ENTRIES = (
     CodeInfo("E502", "checkpoint names do not match",
              "A strict load found saved state for parameters this optimizer does not train, or trained "
              "parameters without saved state: the spec freezes other parameters than when saving, or the "
-             "names changed (a `torch.compile` wrapper puts `_orig_mod.` before every name).",
+             "model's parameters were renamed. (Wrappers such as DistributedDataParallel or `torch.compile` "
+             "do not change names: specopt leaves their `module.` and `_orig_mod.` out.)",
              "optimizer adam   # loading a checkpoint saved under `freeze classifier`",
              "Load with `strict=False` to restore the parameters that match (its result lists the rest), "
              "or compile the spec against the model as it was when saving.",

@@ -16,12 +16,12 @@ from .resolve import Resolution
 from .resume import load_training_state, training_state
 from .scheduler import STATE_FORMAT as SCHEDULE_FORMAT
 from .timing import Timing
+from .wrappers import upgrade_names
 
 if TYPE_CHECKING:
     from .driver import Driver
 
 STATE_FORMAT = "specopt.optimizer/1"
-TORCH_COMPILE_PREFIX = "_orig_mod."  # what torch.compile's wrapper puts before every parameter name
 
 
 @dataclass
@@ -114,6 +114,7 @@ class Compiled(TrainingLoop):
         self._check_kind(state)
         trained = _trained(self.optimizer)
         canonical = {n: p.info.name for p in self.resolution.params for n in p.info.names}
+        state = upgrade_names(state, canonical)
         result = _coverage(state, trained, canonical)
         saved = {canonical.get(n, n): s for n, s in state["state"].items() if canonical.get(n, n) in trained}
         records = {canonical.get(n, n): r for n, r in state.get("params", {}).items()}
@@ -209,8 +210,7 @@ class LoadResult:
         if self.unexpected:
             parts.append(f"skipped saved state for parameters this optimizer does not train: "
                          f"{_names(self.unexpected)}")
-        hint = _prefix_hint(self.unexpected, self.not_restored)
-        return "; ".join(parts) + (f" ({hint})" if hint else "")
+        return "; ".join(parts)
 
 
 def _trained(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -287,7 +287,7 @@ def _is_int(value: Any) -> bool:
 
 def _name_diagnostics(result: LoadResult) -> list[Diagnostic]:
     """E502 for a strict load whose names do not match this optimizer's."""
-    hint = _prefix_hint(result.unexpected, result.not_restored) or "pass strict=False to restore the rest"
+    hint = "pass strict=False to restore the rest"
     out = []
     if result.unexpected:
         out.append(Diagnostic("E502", "saved state for parameters this optimizer does not train: "
@@ -295,20 +295,6 @@ def _name_diagnostics(result: LoadResult) -> list[Diagnostic]:
     if result.not_restored:
         out.append(Diagnostic("E502", f"no saved state for: {_names(result.not_restored)}", None, hint))
     return out
-
-
-def _prefix_hint(unexpected: list[str], not_restored: list[str]) -> str | None:
-    """Name torch.compile's ``_orig_mod.`` prefix when it alone makes the names differ."""
-    stripped = {n.removeprefix(TORCH_COMPILE_PREFIX) for n in unexpected}
-    if stripped & set(not_restored):
-        return ("the checkpoint's names start with '_orig_mod.': it was saved from a torch.compile-wrapped "
-                "model; compile the spec against the wrapped model here too, or against model._orig_mod "
-                "both times")
-    stripped = {n.removeprefix(TORCH_COMPILE_PREFIX) for n in not_restored}
-    if stripped & set(unexpected):
-        return ("this spec was compiled against a torch.compile-wrapped model (names start with '_orig_mod.') "
-                "and the checkpoint was not; compile the spec against model._orig_mod")
-    return None
 
 
 def _coverage(state: Mapping[str, Any], trained: Mapping[str, torch.Tensor],
