@@ -7,9 +7,6 @@ model's ``requires_grad`` flags and norm layer modes are changed last (a
 
 from __future__ import annotations
 
-import importlib
-import inspect
-from typing import Any
 
 import torch
 
@@ -27,13 +24,8 @@ from .norms import norm_layers, unlock_all
 from .plan import Plan
 from .resolve import Resolution, index_model, resolve
 from .scheduler import SpecScheduler
+from .targets import constructor_defaults, load_target
 from .timing import Timing, check_ranges, plan_timing, programs
-
-
-def load_target(path: str) -> Any:
-    """Import ``package.module.Name``."""
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
 
 
 def optimizer_class(plan: Plan, source: Source | None = None) -> type:
@@ -54,13 +46,6 @@ def optimizer_class(plan: Plan, source: Source | None = None) -> type:
                                     f"'{o.key}'", o.span, "upgrade torch or drop the option")
                          for o in missing], source)
     return cls
-
-
-def constructor_defaults(cls: type) -> dict[str, Any]:
-    """The keyword defaults of an optimizer class's constructor, as the installed torch defines them."""
-    params = inspect.signature(cls.__init__).parameters.values()
-    return {p.name: p.default for p in params
-            if p.name not in ("self", "params") and p.default is not inspect.Parameter.empty}
 
 
 def resolve_model(plan: Plan, model: torch.nn.Module, source: Source | None = None) -> Resolution:

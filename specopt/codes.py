@@ -306,6 +306,15 @@ _ENTRIES = (
              "optimizer adam   # loading a checkpoint saved under `optimizer sgd momentum=0.9`",
              "Load it with the spec it was saved with, or start this optimizer afresh.",
              needs_model=True),
+    CodeInfo("E505", "checkpoint of another spec",
+             "A strict load of a checkpoint saved under another spec: the plan it records hashes differently "
+             "from this spec's. The hint says what changed for which parameters, in the words of "
+             "`specopt diff`; nothing is loaded.",
+             "optimizer adam   # loading a checkpoint saved under `group classifier lr=0.1`",
+             "Load with `strict=False` to restore the state by name under this spec (a warning then says what "
+             "changed, and this spec's values apply from now on), or resume with the spec the checkpoint was "
+             "saved with.",
+             needs_model=True),
     # --- W3xx: warnings ---------------------------------------------------------------------------
     CodeInfo("W301", "statement has no effect",
              "Later statements override everything this statement sets, for every parameter it selects.",

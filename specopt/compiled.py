@@ -11,6 +11,7 @@ import torch
 from .clip import Clipper
 from .diagnostics import Diagnostic, Source, SpecError
 from .implementation import Implementation
+from .provenance import SpecChange, spec_change, spec_record
 from .loop import TrainingLoop
 from .resolve import Resolution
 from .resume import load_training_state, training_state
@@ -95,6 +96,7 @@ class Compiled(TrainingLoop):
             out["scheduler"] = self.scheduler.state_dict()
         if self.driver is not None:
             out["training"] = training_state(self.driver, self.resolution)
+        out["spec"] = spec_record(self.resolution.plan, self.source)
         return out
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> "LoadResult":
@@ -107,6 +109,9 @@ class Compiled(TrainingLoop):
         optimizer does not train, or a trained parameter without saved state,
         is an error too (E502); without it, those are skipped, listed in the
         returned :class:`LoadResult` and reported with a ``CheckpointWarning``.
+        A checkpoint saved under another spec (its recorded plan hashes
+        differently) is reported with what changed for which parameters, as
+        ``specopt diff`` says it: an error with ``strict`` (E505), else a warning.
         Checkpoints saved before specopt recorded the optimizer are not checked
         for its kind.
         """
@@ -121,6 +126,9 @@ class Compiled(TrainingLoop):
         problems = _shape_diagnostics(saved, records, trained)
         if strict and not result.complete:
             problems = _name_diagnostics(result) + problems
+        result.spec_change = spec_change(state, self)
+        if strict and result.spec_change is not None:
+            problems = [result.spec_change.diagnostic()] + problems
         if problems:
             raise CheckpointError(problems, self.source)
         position = {n: i for i, n in enumerate(trained)}
@@ -134,6 +142,8 @@ class Compiled(TrainingLoop):
             self._resume_training(state["training"])
         if not result.complete:
             warnings.warn(result.describe(), CheckpointWarning, stacklevel=2)
+        if result.spec_change is not None and not strict:
+            warnings.warn(result.spec_change.describe(), CheckpointWarning, stacklevel=2)
         return result
 
     def _resume_training(self, saved: dict[str, Any]) -> None:
@@ -189,12 +199,15 @@ class LoadResult:
     ``restored``: trained parameters whose state now is the checkpoint's;
     ``not_restored``: trained parameters the checkpoint has no state for (they
     start afresh); ``unexpected``: saved names this optimizer does not train.
+    ``spec_change``: when the checkpoint was saved under another spec, what
+    changed (:class:`specopt.provenance.SpecChange`), else ``None``.
     """
 
     restored: list[str]
     not_restored: list[str]
     unexpected: list[str]
     schedule_restored: bool = False
+    spec_change: "SpecChange | None" = None
 
     @property
     def complete(self) -> bool:

@@ -209,7 +209,8 @@ SETUPS = {"E102": _setup_e102, "E221": _setup_e221, "E222": _setup_e222, "E401":
           "E501": _loading(lambda: _seed_trained("optimizer adam").optimizer.state_dict()),
           "E502": _loading(lambda: _seed_trained("freeze classifier").state_dict()),
           "E503": _loading(lambda: _seed_trained("optimizer adam", classes=20).state_dict()),
-          "E504": _loading(lambda: _seed_trained("optimizer sgd momentum=0.9").state_dict())}
+          "E504": _loading(lambda: _seed_trained("optimizer sgd momentum=0.9").state_dict()),
+          "E505": _loading(lambda: _seed_trained("group classifier lr=0.1").state_dict())}
 
 
 @contextmanager
