@@ -95,24 +95,9 @@ def median_call(fn, repeats: int) -> _Timed:
     return _Timed(out, sorted(times)[len(times) // 2])
 
 
-def main(argv=None) -> int:
-    """Build on meta, shard, resolve; print the phases, memory, the comparison and the collective count."""
-    p = parser(__doc__.splitlines()[0])
-    p.add_argument("--world", type=int, default=8, help="ranks the model is sharded over (rank 0 is measured)")
-    p.add_argument("--width", type=int, default=5120, help="model width (5120 x 32 layers: 10.3B parameters)")
-    p.add_argument("--layers", type=int, default=32)
-    p.add_argument("--heads", type=int, default=40)
-    p.add_argument("--vocab", type=int, default=50257)
-    p.add_argument("--context", type=int, default=2048)
-    args = parse_args(p, argv)
-    args.repeats = args.repeats or 5  # resolves timed per model; the median is shown
-    if args.smoke:
-        args.world, args.width, args.layers, args.heads, args.vocab, args.context = 2, 64, 4, 4, 1000, 64
-        args.repeats = 1
-    print(machine())
-    spec = specopt.parse(typical_spec(args.layers))
-    rows: list = []
-
+def measure(args, spec, rows: list):
+    """Build the GPT twice on meta, shard one as rank 0 of ``args.world``, resolve both; the two resolutions,
+    the gathers and collectives counted while resolving the sharded one, and that model."""
     def build():
         with torch.device("meta"):
             return GPT(args.vocab, args.context, args.width, args.layers, args.heads)
@@ -136,10 +121,32 @@ def main(argv=None) -> int:
             sharded = timed(f"resolve, sharded model (median of {args.repeats})",
                             lambda: median_call(lambda: spec.resolve(model), args.repeats), rows)
         weight = model.blocks[0].mlp[0].weight
-        total = sum(p.numel() for p in model.parameters())
-        print(f"model: {total:,} parameters ({total / 1e9:.2f}B), {type(weight).__name__} parameters: "
-              f"blocks.0.mlp.0.weight is {tuple(weight.shape)} globally, {tuple(weight.to_local().shape)} "
-              f"on rank 0; {len(sharded.groups)} param groups")
+        local = tuple(weight.to_local().shape)
+    return plain, sharded, calls, model, local
+
+
+def main(argv=None) -> int:
+    """Build on meta, shard, resolve; print the phases, memory, the comparison and the collective count."""
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--world", type=int, default=8, help="ranks the model is sharded over (rank 0 is measured)")
+    p.add_argument("--width", type=int, default=5120, help="model width (5120 x 32 layers: 10.3B parameters)")
+    p.add_argument("--layers", type=int, default=32)
+    p.add_argument("--heads", type=int, default=40)
+    p.add_argument("--vocab", type=int, default=50257)
+    p.add_argument("--context", type=int, default=2048)
+    args = parse_args(p, argv)
+    args.repeats = args.repeats or 5  # resolves timed per model; the median is shown
+    if args.smoke:
+        args.world, args.width, args.layers, args.heads, args.vocab, args.context = 2, 64, 4, 4, 1000, 64
+        args.repeats = 1
+    print(machine())
+    rows: list = []
+    plain, sharded, calls, model, local = measure(args, specopt.parse(typical_spec(args.layers)), rows)
+    weight = model.blocks[0].mlp[0].weight
+    total = sum(p.numel() for p in model.parameters())
+    print(f"model: {total:,} parameters ({total / 1e9:.2f}B), {type(weight).__name__} parameters: "
+          f"blocks.0.mlp.0.weight is {tuple(weight.shape)} globally, {local} on rank 0; "
+          f"{len(sharded.groups)} param groups")
     print(f"\n  {'phase':<44}  {'seconds':>8}  {'RSS after':>10}")
     for label, seconds, rss in rows:
         print(f"  {label:<44}  {seconds:8.3f}  {rss:>7.0f} MiB")
