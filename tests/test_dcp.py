@@ -106,3 +106,31 @@ def test_an_ema_or_an_unfinished_accumulation_is_refused_with_a_reason():
     compiled.train_step(loss_of(model, 0))
     with pytest.raises(ValueError, match="in the middle of an accumulation"):
         specopt.dcp.state_dict(compiled)
+
+
+def test_torchs_own_distributed_state_dict_functions_read_the_checkpoint(tmp_path):
+    """A plain-torch reader: get_optimizer_state_dict makes the target, DCP fills it, set_optimizer_state_dict loads.
+
+    torch's target holds state for the parameters trainable now (it makes it by
+    stepping with zero gradients), so the block an ``unfreeze ... at`` has not
+    yet made trainable in the fresh reader is not read: specopt.dcp.load reads it.
+    """
+    import torch.distributed.checkpoint as dcp
+    from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict, set_optimizer_state_dict
+
+    model = make_net()
+    compiled = specopt.compile(SPEC, model)
+    _run(compiled, model, 0, 5)
+    specopt.dcp.save(compiled, tmp_path)
+    reader_model = make_net()
+    optimizer = specopt.compile(SPEC, reader_model).optimizer
+    target = {"optimizer": get_optimizer_state_dict(reader_model, optimizer)}
+    dcp.load(target, checkpoint_id=tmp_path)
+    set_optimizer_state_dict(reader_model, optimizer, target["optimizer"])
+    saved = compiled.state_dict()["state"]
+    assert set(target["optimizer"]["state"]) == set(saved) - {n for n in saved if n.startswith("backbone.block0.")}
+    for group in optimizer.param_groups:
+        for name, param in zip(group["param_names"], group["params"]):
+            for key, value in saved.get(name, {}).items() if name in target["optimizer"]["state"] else ():
+                torch.testing.assert_close(optimizer.state[param][key], value, msg=f"{name} {key}")
+    assert [g["lr"] for g in optimizer.param_groups] == [g["lr"] for g in compiled.optimizer.param_groups]
