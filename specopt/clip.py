@@ -27,6 +27,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from .sharded import scale_to_norm, total_norm
+
 _EPS = 1e-6  # the term torch.nn.utils.clip_grads_with_norm_ adds to the norm before dividing
 
 
@@ -64,11 +66,11 @@ class Clipper:
             if grads:  # torch's clip_grad_value_ raises on a list without gradients
                 torch.nn.utils.clip_grad_value_(self.params, self.max_value)
             return None
-        total = torch.nn.utils.get_total_norm(grads, self.norm_type)
+        total = total_norm(grads, self.norm_type)  # a plain tensor, equal on every rank under FSDP2
         self.last_norm = total
         if total.device.type == "cpu" and float(total) + _EPS <= self.max_value:
             return total
-        torch.nn.utils.clip_grads_with_norm_(self.params, self.max_value, total)
+        scale_to_norm(self.params, self.max_value, total)
         return total
 
     def attach(self, optimizer: torch.optim.Optimizer) -> "Clipper":

@@ -3,7 +3,8 @@
 Codes are stable: E1xx for reading a spec (syntax, values, files, plans
 written as JSON or YAML), E2xx for checking the plan, E3xx for matching
 selectors against a model, E4xx for building the torch objects, E5xx for
-loading an optimizer checkpoint, W3xx for warnings. ``docs/errors.md`` is generated from this catalogue
+loading an optimizer checkpoint, E6xx for running under a framework's loop,
+W3xx for warnings. ``docs/errors.md`` is generated from this catalogue
 (:func:`markdown`), and the tests check that every code in the code base is
 here, documented and has a golden example, and that nothing here is unused.
 """
@@ -339,7 +340,8 @@ _ENTRIES = (
     CodeInfo("E502", "checkpoint names do not match",
              "A strict load found saved state for parameters this optimizer does not train, or trained "
              "parameters without saved state: the spec freezes other parameters than when saving, or the "
-             "names changed (a `torch.compile` wrapper puts `_orig_mod.` before every name).",
+             "model's parameters were renamed. (Wrappers such as DistributedDataParallel or `torch.compile` "
+             "do not change names: specopt leaves their `module.` and `_orig_mod.` out.)",
              "optimizer adam   # loading a checkpoint saved under `freeze classifier`",
              "Load with `strict=False` to restore the parameters that match (its result lists the rest), "
              "or compile the spec against the model as it was when saving.",
@@ -357,6 +359,40 @@ _ENTRIES = (
              "momentum buffers where Adam expects `exp_avg` and `exp_avg_sq`.",
              "optimizer adam   # loading a checkpoint saved under `optimizer sgd momentum=0.9`",
              "Load it with the spec it was saved with, or start this optimizer afresh.",
+             needs_model=True),
+    CodeInfo("E505", "checkpoint of another spec",
+             "A strict load of a checkpoint saved under another spec: the plan it records hashes differently "
+             "from this spec's. The hint says what changed for which parameters, in the words of "
+             "`specopt diff`; nothing is loaded.",
+             "optimizer adam   # loading a checkpoint saved under `group classifier lr=0.1`",
+             "Load with `strict=False` to restore the state by name under this spec (a warning then says what "
+             "changed, and this spec's values apply from now on), or resume with the spec the checkpoint was "
+             "saved with.",
+             needs_model=True),
+    # --- E6xx: running under a framework's loop --------------------------------------------------
+    CodeInfo("E601", "clipping twice",
+             "The spec clips and the framework running the loop clips too: Lightning's `gradient_clip_val`, or "
+             "`accelerator.clip_grad_norm_` called on the spec's parameters. The gradients would be clipped "
+             "twice, with two maxima.",
+             "clip l2 1   # under a Lightning Trainer(gradient_clip_val=1.0)",
+             "Leave the framework's clipping unset, so that the spec's clip hook clips once per step on unscaled "
+             "gradients, or drop the clip statement. (The Hugging Face Trainer's `max_grad_norm` is switched off "
+             "instead, with a log line, since it is on by default.)",
+             needs_model=True),
+    CodeInfo("E602", "accumulation set twice",
+             "The spec's `accumulate N` differs from the accumulation the framework runs (Lightning's "
+             "`accumulate_grad_batches`, the Trainer's or Accelerate's `gradient_accumulation_steps`); the "
+             "framework runs the loop, so the spec's number would not apply.",
+             "accumulate 4   # under a Lightning Trainer(accumulate_grad_batches=2)",
+             "Give the framework the spec's number, or drop the accumulate statement.",
+             needs_model=True),
+    CodeInfo("E603", "a schedule the framework would step wrongly",
+             "The framework steps the scheduler in a way the schedule cannot follow: the Hugging Face Trainer "
+             "never passes the metric a `plateau` phase waits for, and an Accelerate `AcceleratedScheduler` "
+             "steps the scheduler once per process for every optimizer step.",
+             "schedule cosine 10 epochs then plateau   # under the Hugging Face Trainer",
+             "Use a schedule of fixed length under the Trainer; under Accelerate leave compiled.scheduler out of "
+             "accelerator.prepare and step with the stepper specopt.accelerate.prepare returns.",
              needs_model=True),
     # --- W3xx: warnings ---------------------------------------------------------------------------
     CodeInfo("W301", "statement has no effect",
@@ -392,7 +428,8 @@ def markdown() -> str:
         "fix it. E1xx codes come from reading a spec (syntax, values, files, plans written as JSON or",
         "YAML), E2xx from checking the plan, E3xx from matching selectors against a model, E4xx from",
         "building the torch objects, E5xx from loading an optimizer checkpoint with",
-        "`compiled.load_state_dict`, and W3xx are warnings. Examples marked *against the seed model*",
+        "`compiled.load_state_dict`, E6xx from running under a framework's loop (Lightning, the Hugging",
+        "Face Trainer, Accelerate), and W3xx are warnings. Examples marked *against the seed model*",
         f"fail only when compiled against `{SEED_MODEL}`, e.g.",
         f"`specopt compile bad.opt --model {SEED_MODEL}`; an E5xx example's comment says which",
         "checkpoint is then loaded into the compiled spec.",

@@ -11,17 +11,18 @@ import torch
 from .clip import Clipper
 from .diagnostics import Diagnostic, Source, SpecError
 from .implementation import Implementation
+from .provenance import SpecChange, spec_change, spec_record
 from .loop import TrainingLoop
 from .resolve import Resolution
 from .resume import load_training_state, training_state
 from .scheduler import STATE_FORMAT as SCHEDULE_FORMAT
 from .timing import Timing
+from .wrappers import upgrade_names
 
 if TYPE_CHECKING:
     from .driver import Driver
 
 STATE_FORMAT = "specopt.optimizer/1"
-TORCH_COMPILE_PREFIX = "_orig_mod."  # what torch.compile's wrapper puts before every parameter name
 
 
 @dataclass
@@ -101,6 +102,7 @@ class Compiled(TrainingLoop):
             out["scheduler"] = self.scheduler.state_dict()
         if self.driver is not None:
             out["training"] = training_state(self.driver, self.resolution)
+        out["spec"] = spec_record(self.resolution.plan, self.source)
         return out
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> "LoadResult":
@@ -113,6 +115,9 @@ class Compiled(TrainingLoop):
         optimizer does not train, or a trained parameter without saved state,
         is an error too (E502); without it, those are skipped, listed in the
         returned :class:`LoadResult` and reported with a ``CheckpointWarning``.
+        A checkpoint saved under another spec (its recorded plan hashes
+        differently) is reported with what changed for which parameters, as
+        ``specopt diff`` says it: an error with ``strict`` (E505), else a warning.
         Checkpoints saved before specopt recorded the optimizer are not checked
         for its kind.
         """
@@ -120,12 +125,16 @@ class Compiled(TrainingLoop):
         self._check_kind(state)
         trained = _trained(self.optimizer)
         canonical = {n: p.info.name for p in self.resolution.params for n in p.info.names}
+        state = upgrade_names(state, canonical)
         result = _coverage(state, trained, canonical)
         saved = {canonical.get(n, n): s for n, s in state["state"].items() if canonical.get(n, n) in trained}
         records = {canonical.get(n, n): r for n, r in state.get("params", {}).items()}
         problems = _shape_diagnostics(saved, records, trained)
         if strict and not result.complete:
             problems = _name_diagnostics(result) + problems
+        result.spec_change = spec_change(state, self)
+        if strict and result.spec_change is not None:
+            problems = [result.spec_change.diagnostic()] + problems
         if problems:
             raise CheckpointError(problems, self.source)
         position = {n: i for i, n in enumerate(trained)}
@@ -139,6 +148,8 @@ class Compiled(TrainingLoop):
             self._resume_training(state["training"])
         if not result.complete:
             warnings.warn(result.describe(), CheckpointWarning, stacklevel=2)
+        if result.spec_change is not None and not strict:
+            warnings.warn(result.spec_change.describe(), CheckpointWarning, stacklevel=2)
         return result
 
     def _resume_training(self, saved: dict[str, Any]) -> None:
@@ -230,12 +241,15 @@ class LoadResult:
     ``restored``: trained parameters whose state now is the checkpoint's;
     ``not_restored``: trained parameters the checkpoint has no state for (they
     start afresh); ``unexpected``: saved names this optimizer does not train.
+    ``spec_change``: when the checkpoint was saved under another spec, what
+    changed (:class:`specopt.provenance.SpecChange`), else ``None``.
     """
 
     restored: list[str]
     not_restored: list[str]
     unexpected: list[str]
     schedule_restored: bool = False
+    spec_change: "SpecChange | None" = None
 
     @property
     def complete(self) -> bool:
@@ -251,8 +265,7 @@ class LoadResult:
         if self.unexpected:
             parts.append(f"skipped saved state for parameters this optimizer does not train: "
                          f"{_names(self.unexpected)}")
-        hint = _prefix_hint(self.unexpected, self.not_restored)
-        return "; ".join(parts) + (f" ({hint})" if hint else "")
+        return "; ".join(parts)
 
 
 def _trained(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
@@ -332,7 +345,7 @@ def _is_int(value: Any) -> bool:
 
 def _name_diagnostics(result: LoadResult) -> list[Diagnostic]:
     """E502 for a strict load whose names do not match this optimizer's."""
-    hint = _prefix_hint(result.unexpected, result.not_restored) or "pass strict=False to restore the rest"
+    hint = "pass strict=False to restore the rest"
     out = []
     if result.unexpected:
         out.append(Diagnostic("E502", "saved state for parameters this optimizer does not train: "
@@ -340,20 +353,6 @@ def _name_diagnostics(result: LoadResult) -> list[Diagnostic]:
     if result.not_restored:
         out.append(Diagnostic("E502", f"no saved state for: {_names(result.not_restored)}", None, hint))
     return out
-
-
-def _prefix_hint(unexpected: list[str], not_restored: list[str]) -> str | None:
-    """Name torch.compile's ``_orig_mod.`` prefix when it alone makes the names differ."""
-    stripped = {n.removeprefix(TORCH_COMPILE_PREFIX) for n in unexpected}
-    if stripped & set(not_restored):
-        return ("the checkpoint's names start with '_orig_mod.': it was saved from a torch.compile-wrapped "
-                "model; compile the spec against the wrapped model here too, or against model._orig_mod "
-                "both times")
-    stripped = {n.removeprefix(TORCH_COMPILE_PREFIX) for n in not_restored}
-    if stripped & set(unexpected):
-        return ("this spec was compiled against a torch.compile-wrapped model (names start with '_orig_mod.') "
-                "and the checkpoint was not; compile the spec against model._orig_mod")
-    return None
 
 
 def _coverage(state: Mapping[str, Any], trained: Mapping[str, torch.Tensor],

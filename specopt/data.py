@@ -37,7 +37,7 @@ from .yamlload import YamlUnavailable, safe_loader  # noqa: F401 (YamlUnavailabl
 DATA_SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 MAX_DEPTH = 64
 MAX_EXPANDED_NODES = 250_000
-_SPAN_KEYS = ("span", "name_span", "value_span", "kind_span", "hyper_span")
+_SPAN_KEYS = ("span", "name_span", "value_span", "kind_span", "hyper_span", "norms_span")
 _MAX_INT_DIGITS = 4300
 
 Path_ = tuple[str | int, ...]

@@ -28,13 +28,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .clauses import moment_text
 from .report import format_value, param_changes, plural, schedule_summary
 from .report_training import describe_ema
 from .resolve import ParamAssignment, Resolution
-from .spec import Spec
+
+if TYPE_CHECKING:
+    from .spec import Spec
 
 NAMES_SHOWN = 8
 ARROW = "->"

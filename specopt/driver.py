@@ -21,7 +21,8 @@ per optimizer step: a device sync on an accelerator, nothing on the CPU.
 (its micro-batches were each divided by N), advances epoch-unit schedules and
 fires epoch events. A loop of its own calls ``optimizer.step()`` and then
 ``after_step()`` per optimizer step, and ``end_epoch()``; neither then calls
-``scheduler.step()`` itself.
+``scheduler.step()`` itself. Where a framework steps the scheduler (Lightning,
+the Hugging Face Trainer), :meth:`Driver.follow_schedule` leaves that to it.
 
 Under DistributedDataParallel (:meth:`Driver.use_ddp`), the micro-batches
 before a boundary run inside the wrapper's ``no_sync()``: the driver enters it
@@ -64,6 +65,8 @@ class Driver:
         self._no_sync = None
         self._managed: set[int] = set()
         self._scale = None
+        self.follows_schedule = False
+        self._schedule_seen = None
         apply_modes(norms, board.fired, model)
 
     # --- one micro-batch ----------------------------------------------------------------------
@@ -111,6 +114,7 @@ class Driver:
         if not stepped:
             return
         self.steps += 1
+        self._follow_schedule()
         if self.unit == "step":
             self._advance_schedule()
         if self.ema is not None and self.ema.due(self.steps):
@@ -123,17 +127,29 @@ class Driver:
         if self.micro:
             self._boundary(flushing=True)
         self.epochs += 1
+        self._follow_schedule()
         if self.unit == "epoch":
             self._advance_schedule()
         self._fire()
         self.ramps.apply(self.steps)
 
     def _advance_schedule(self) -> None:
-        if self.scheduler is None:
+        if self.scheduler is None or self.follows_schedule:
             return
         self.ramps.restore()
         self.scheduler.step()
         self.ramps.capture()
+
+    def follow_schedule(self) -> None:
+        """Let the loop around step the scheduler (Lightning, the Hugging Face Trainer): ``after_step`` and
+        ``end_epoch`` then leave it alone and take the values it set as the scheduled ones of lr warmups."""
+        self.follows_schedule = True
+        self._schedule_seen = self.scheduler.last_epoch if self.scheduler is not None else None
+
+    def _follow_schedule(self) -> None:
+        if self.follows_schedule and self.scheduler is not None and self.scheduler.last_epoch != self._schedule_seen:
+            self._schedule_seen = self.scheduler.last_epoch
+            self.ramps.capture()
 
     def _fire(self) -> None:
         due = self.board.due(self.steps, self.epochs)

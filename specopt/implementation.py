@@ -25,6 +25,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from .registry import OPTIMIZERS, OptimizerInfo
+from .sharded import fused_unsupported
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,9 @@ def _fused_unsupported(info: OptimizerInfo, params: Sequence[torch.Tensor]) -> s
         from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
     except ImportError:
         return "this torch version (it does not report fused support)"
+    sharded = fused_unsupported(info.name, params)
+    if sharded is not None:
+        return sharded
     devices = set(_get_fused_kernels_supported_devices()) - set(info.fused_unsupported_devices)
     for p in params:
         if p.device.type not in devices:

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator
 from .diagnostics import Diagnostic, did_you_mean, suggest
 from .nodes import Selector, Term
 from .selectors import NamePattern, class_glob, name_pattern, ndim_test
+from .wrappers import transparent_attribute
 
 
 AtomKey = tuple[str, str, bool, bool, bool, bool]
@@ -66,7 +67,7 @@ class TreeMatcher:
         self._state_ids: dict[tuple, int] = {}
         self._pairs: list[tuple[int, frozenset[int]]] = []
         self._pair_ids: dict[tuple[int, frozenset[int]], int] = {}
-        self._children: dict[tuple[int, str, type], int] = {}
+        self._children: dict[tuple[int, str | None, type], int] = {}
         self._leaves: dict[tuple[int, str], frozenset[int]] = {}
         self._woken: dict[str, tuple[tuple[int, int], ...]] = {}
         self._step_plans: dict[frozenset[int], tuple[dict, dict, tuple, frozenset[int]]] = {}
@@ -88,6 +89,15 @@ class TreeMatcher:
             progress, classes, _ = self._states[state]
             found = self._children[key] = self._intern(self._step(progress, segment),
                                                        classes | self._class_ids(cls), self._owner_ids(cls))
+        return found
+
+    def enter(self, state: int, cls: type) -> int:
+        """The state of a module of class ``cls`` that a wrapper holds: its name adds no segment."""
+        key = (state, None, cls)
+        found = self._children.get(key)
+        if found is None:
+            progress, classes, _ = self._states[state]
+            found = self._children[key] = self._intern(progress, classes | self._class_ids(cls), self._owner_ids(cls))
         return found
 
     def leaf(self, state: int, segment: str) -> frozenset[int]:
@@ -242,7 +252,9 @@ def walk(model, matcher: TreeMatcher) -> Found:
     ``hits`` holds the name and class atoms that select each tensor under any
     of its names (atoms flagged ``/first`` only under its first name), and
     ``per_name`` those of each name of a tied tensor; rank atoms are left to the
-    caller (``TreeMatcher.ndim``).
+    caller (``TreeMatcher.ndim``). A wrapper's segment (``module.`` of
+    DistributedDataParallel, ``_orig_mod.`` of torch.compile, see
+    :mod:`specopt.wrappers`) is left out of every name below it.
     """
     found = Found()
     names, tensors, hits, aliases, per_name = found.names, found.tensors, found.hits, found.aliases, found.per_name
@@ -267,9 +279,13 @@ def walk(model, matcher: TreeMatcher) -> Found:
                 matched = matched - first_only
                 per_name.setdefault(k, [hits[k]]).append(matched)
                 hits[k] = hits[k] | matched
+        skip = transparent_attribute(type(module))
         for name, sub in module._modules.items():
             if sub is not None:
                 cls = type(sub)
+                if name == skip:
+                    visit(sub, prefix, matcher.enter(state, cls))
+                    continue
                 after = children.get((state, name, cls))
                 visit(sub, prefix + name + ".", child(state, name, cls) if after is None else after)
 

@@ -34,6 +34,7 @@ from .cascade import Origin, Rules
 from .diagnostics import Diagnostic
 from .match import TreeMatcher
 from .statements import FreezeStatement
+from .wrappers import transparent_attribute
 
 STATS_NAME = "running_mean"  # the tensor a selector is matched against for a norm layer
 
@@ -102,8 +103,11 @@ def _walk(model, matcher: TreeMatcher) -> list[tuple[str, Any, frozenset[int]]]:
         if id(module) not in seen and has_running_stats(module):
             seen.add(id(module))
             found.append((prefix[:-1], module, matcher.leaf(state, STATS_NAME) | rank_one))
+        skip = transparent_attribute(type(module))
         for name, sub in module._modules.items():
-            if sub is not None:
+            if sub is not None and name == skip:
+                visit(sub, prefix, matcher.enter(state, type(sub)))
+            elif sub is not None:
                 visit(sub, prefix + name + ".", matcher.child(state, name, type(sub)))
 
     visit(model, "", matcher.root(type(model)))

@@ -10,9 +10,6 @@ by one :class:`~specopt.combined.CombinedOptimizer`.
 
 from __future__ import annotations
 
-import importlib
-import inspect
-from typing import Any
 
 import torch
 
@@ -22,19 +19,7 @@ from .extensions import plan_optimizer_info
 from .implementation import Implementation, choose_implementation
 from .owners import OptimizerSlot, slot_statements
 from .resolve import Resolution
-
-
-def load_target(path: str) -> Any:
-    """Import ``package.module.Name``."""
-    module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
-
-
-def constructor_defaults(cls: type) -> dict[str, Any]:
-    """The keyword defaults of an optimizer class's constructor, as the installed torch defines them."""
-    params = inspect.signature(cls.__init__).parameters.values()
-    return {p.name: p.default for p in params
-            if p.name not in ("self", "params") and p.default is not inspect.Parameter.empty}
+from .targets import constructor_defaults, load_target
 
 
 def optimizer_classes(plan, source: Source | None = None) -> list[type]:

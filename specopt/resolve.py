@@ -28,6 +28,7 @@ from .owners import OptimizerSlot, claims, make_slots, owner, ownership_errors
 from .plan import Plan
 from .statements import GroupStatement
 from .registry import OptimizerInfo
+from .wrappers import named_modules
 
 __all__ = ["GroupSpec", "MODEL_ORIGIN", "ModelIndex", "Origin", "ParamAssignment", "ParamInfo", "Resolution",
            "Setting", "index_model", "origin_of", "resolve"]
@@ -77,8 +78,15 @@ class ModelIndex:
 
     @cached_property
     def module_classes(self) -> dict[str, tuple[str, ...]]:
-        """Each module path with the class names a class selector is matched against."""
-        return {path: class_names(type(m)) for path, m in self.model.named_modules(remove_duplicate=False)}
+        """Each module path with the class names a class selector is matched against.
+
+        Paths leave out wrapper segments (:mod:`specopt.wrappers`); a wrapper's
+        path holds its own class names and those of the module it wraps.
+        """
+        out: dict[str, tuple[str, ...]] = {}
+        for path, module in named_modules(self.model):
+            out[path] = out.get(path, ()) + class_names(type(module))
+        return out
 
 
 def index_model(model) -> ModelIndex:

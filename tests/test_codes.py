@@ -10,7 +10,8 @@ Golden files live in ``tests/golden/codes/``, one case per code:
 
 A few codes need more than a file: :data:`SETUPS` prepares those (a lowered
 size limit, permission to import, a broken installed extension, an older torch,
-and for the checkpoint codes E5xx a checkpoint that compiling the case then loads).
+for the checkpoint codes E5xx a checkpoint that compiling the case then loads, and
+for the framework codes E6xx the adapter's check of a framework's settings).
 """
 
 from __future__ import annotations
@@ -204,12 +205,39 @@ def _setup_e408(monkeypatch, tmp_path):
     return {}
 
 
+def _engine(check):
+    """A setup for the framework codes (E6xx): compiling the case runs an adapter's check first."""
+    def setup(monkeypatch, tmp_path):
+        compile_spec = specopt.Spec.compile
+
+        def checked(self, model, allow_import=False):
+            check(self)
+            return compile_spec(self, model, allow_import)
+
+        monkeypatch.setattr(specopt.Spec, "compile", checked)
+        return {}
+    return setup
+
+
+LIGHTNING = "the Lightning Trainer"
+
+
+def _engines():
+    from specopt import engines
+
+    return engines
+
+
 SETUPS = {"E102": _setup_e102, "E221": _setup_e221, "E222": _setup_e222, "E401": _setup_e401,
           "E405": _setup_e405, "E406": _setup_e406, "E407": _setup_e407, "E408": _setup_e408,
           "E501": _loading(lambda: _seed_trained("optimizer adam").optimizer.state_dict()),
           "E502": _loading(lambda: _seed_trained("freeze classifier").state_dict()),
           "E503": _loading(lambda: _seed_trained("optimizer adam", classes=20).state_dict()),
-          "E504": _loading(lambda: _seed_trained("optimizer sgd momentum=0.9").state_dict())}
+          "E504": _loading(lambda: _seed_trained("optimizer sgd momentum=0.9").state_dict()),
+          "E505": _loading(lambda: _seed_trained("group classifier lr=0.1").state_dict()),
+          "E601": _engine(lambda spec: _engines().check_clip(spec, LIGHTNING, "gradient_clip_val", 1.0)),
+          "E602": _engine(lambda spec: _engines().check_accumulate(spec, LIGHTNING, "accumulate_grad_batches", 2)),
+          "E603": _engine(lambda spec: _engines().check_steppable(spec, "the Hugging Face Trainer"))}
 
 
 @contextmanager
@@ -245,6 +273,8 @@ def run_case(path: Path, monkeypatch, tmp_path) -> tuple[str, list[str]]:
 def _normalize(text: str, path: Path) -> str:
     text = text.replace(str(path), path.name)
     text = re.sub(r"devices here: .*", "devices here: <this machine's devices>", text)
+    text = re.sub(r"\bplan [0-9a-f]{16}\b", "plan <hash>", text)  # a plan's hash moves with its schema
+    text = re.sub(r"spec's plan is [0-9a-f]{16}\b", "spec's plan is <hash>", text)
     torch = sys.modules.get("torch")
     return text.replace(torch.__version__, "<torch version>") if torch is not None else text
 
