@@ -32,7 +32,7 @@ from .plan import BY_KEYWORD as STATEMENTS
 from .plan import Plan, StatementNode
 from .sources import read_spec_text
 from .yamlload import SURROGATE as _SURROGATE
-from .yamlload import YamlUnavailable, safe_loader  # noqa: F401 (YamlUnavailable: what load_data raises)
+from .yamlload import YamlUnavailable, safe_dumper, safe_loader  # noqa: F401 (YamlUnavailable: load_data raises it)
 
 DATA_SUFFIXES = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
 MAX_DEPTH = 64
@@ -82,6 +82,16 @@ def parse_data(text: str, fmt: str, name: str = "<string>", allow_import: bool =
 def dump_plan(plan: Plan) -> dict:
     """A plan as JSON-ready data without spans: what ``parse_data`` reads back as the same plan."""
     return _rewrite(plan.model_dump(mode="json"), (), None)
+
+
+def dump_yaml(plan: Plan) -> str:
+    """A plan as YAML text that ``parse_data`` reads back as the same plan.
+
+    A string such as the selector ``1e-3`` is quoted, since a plan file reads
+    an unquoted ``1e-3`` as the number (plain PyYAML would leave it unquoted).
+    """
+    yaml, dumper = safe_dumper()
+    return yaml.dump(dump_plan(plan), Dumper=dumper, sort_keys=False)
 
 
 def _rewrite(node: Any, path: Path_, mark: Callable[[Path_], Span | None] | None) -> Any:

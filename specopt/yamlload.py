@@ -19,7 +19,13 @@ class YamlUnavailable(ImportError):
     """Reading a YAML plan needs PyYAML, which is not installed."""
 
 
+# YAML 1.1 reads 1e-3 as a string; plans mean the number, as JSON and spec files do.
+EXPONENT_FLOAT = re.compile(r"^[-+]?([0-9][0-9_]*(\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$")
+
+
 @lru_cache(maxsize=4)
+
+
 def safe_loader(max_depth: int, max_nodes: int):
     """PyYAML and a safe loader class bounded to ``max_depth`` levels and ``max_nodes`` expanded values."""
     try:
@@ -58,11 +64,22 @@ def safe_loader(max_depth: int, max_nodes: int):
                 raise yaml.constructor.ConstructorError(None, None, f"cannot read this value ({exc})",
                                                         node.start_mark) from None
 
-    # YAML 1.1 reads 1e-3 as a string; plans mean the number, as JSON and spec files do.
-    Loader.add_implicit_resolver("tag:yaml.org,2002:float",
-                                 re.compile(r"^[-+]?([0-9][0-9_]*(\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
-                                 list("-+0123456789."))
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", EXPONENT_FLOAT, list("-+0123456789."))
     return yaml, Loader
+
+
+def safe_dumper():
+    """PyYAML and a safe dumper that quotes every string the loader would read as a number (``"1e-3"``)."""
+    try:
+        import yaml
+    except ImportError:
+        raise YamlUnavailable("writing YAML plans needs PyYAML: pip install 'specopt[yaml]'") from None
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    Dumper.add_implicit_resolver("tag:yaml.org,2002:float", EXPONENT_FLOAT, list("-+0123456789."))
+    return yaml, Dumper
 
 
 class _Expansion:

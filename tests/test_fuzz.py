@@ -31,7 +31,8 @@ from lark import Lark
 import specopt
 from golden import GOLDEN
 from specopt import selectors
-from specopt.data import dump_plan, parse_data
+from specopt.data import dump_plan, dump_yaml, parse_data
+from specopt.yamlload import safe_dumper
 from specopt.diagnostics import SpecError, render_json
 from specopt.parse import grammar_text
 
@@ -72,7 +73,7 @@ def assert_parses_or_reports(text: str) -> None:
     if spec is None:
         return
     data = dump_plan(spec.plan)
-    for fmt, written in (("json", json.dumps(data)), ("yaml", yaml.safe_dump(data))):
+    for fmt, written in (("json", json.dumps(data)), ("yaml", dump_yaml(spec.plan))):
         again, _ = parse_data(written, fmt)
         assert json.dumps(dump_plan(again)) == json.dumps(data)
 
@@ -144,6 +145,7 @@ def mutated_specs(draw) -> str:
 @example("freeze ndim<" + "9" * 5000)                              # a rank past Python's digit limit
 @example("freeze ndim<\u0663")                                     # a non-ASCII digit in a rank test
 @example("optimizer adam\nclip")                                   # an error at the very end of the text
+@example("freeze cnn.VGG_16.conv0 group convo&1e-3; clip l2 20; step every 10 x0.1")  # a selector PyYAML leaves unquoted
 def test_mutated_specs(text):
     assert_parses_or_reports(text)
 
@@ -208,7 +210,7 @@ def _random_slot(draw, data):
 @_settings(200)
 @given(plan_data(), st.sampled_from(["json", "yaml"]))
 def test_generated_plan_data(data, fmt):
-    text = json.dumps(data, indent=1) if fmt == "json" else yaml.safe_dump(data)
+    text = json.dumps(data, indent=1) if fmt == "json" else yaml.dump(data, Dumper=safe_dumper()[1])
     assert_outcome(lambda: specopt.Spec(*parse_data(text, fmt, f"plan.{fmt}")))
 
 
