@@ -65,7 +65,8 @@ _ENTRIES = (
              "Save the file as UTF-8."),
     CodeInfo("E105", "malformed JSON or YAML",
              "A plan file written as JSON or YAML cannot be read: a syntax error, a key given twice in "
-             "one mapping, nesting deeper than 64 levels, or a value the decoder rejects.",
+             "one mapping, nesting deeper than 64 levels, YAML aliases that expand past 250,000 values "
+             "or into themselves, or a value the decoder rejects.",
              '{"statements": [{"kind": "clip" "mode": "l2", "max": 20}]}',
              "Fix the file at the position shown; `specopt schema` prints the shape a plan has.",
              example_format="json"),
@@ -123,7 +124,8 @@ _ENTRIES = (
              "Start from a positive selector: `a & !b` excludes b from a."),
     CodeInfo("E209", "bad selector",
              "A selector pattern cannot be matched: an empty segment, `**` inside a segment, an unclosed "
-             "bracket or brace, or a malformed rank test.",
+             "bracket or brace, braces nested more than 8 deep, an unknown or repeated `/` flag, or a "
+             "malformed rank test.",
              "freeze a..b",
              "Fix the pattern as the message says; docs/language.md describes selectors."),
     CodeInfo("E210", "group without hyperparameters",

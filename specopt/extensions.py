@@ -280,7 +280,9 @@ def _import_module(module_name: str):
     except ModuleNotFoundError as exc:
         raise ExtensionProblem(f"cannot import {module_name}: {exc}", "install the package that "
                                "provides it, or add its folder to PYTHONPATH") from None
-    except Exception as exc:  # the module's own code failed: report it, never a traceback
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the module's own code failed, even by sys.exit: report it, never a traceback
         raise ExtensionProblem(f"importing {module_name} failed: {type(exc).__name__}: {exc}") from None
 
 

@@ -340,3 +340,14 @@ def test_statements_write_import_paths_quoted(user_module):
     spec = specopt.parse('optimizer "userkit_optim:PlusSGD"', allow_import=True)
     assert spec.plan.optimizer.name_text == '"userkit_optim:PlusSGD"'
     assert specopt.parse("optimizer sgd").plan.optimizer.name_text == "sgd"
+
+
+def test_a_module_that_exits_while_imported_is_reported(user_module):
+    (user_module / "userkit_exits.py").write_text("import sys\nsys.exit(3)\n")
+    try:
+        with pytest.raises(SpecError) as info:
+            specopt.parse('optimizer "userkit_exits:Opt"', allow_import=True)
+    finally:
+        sys.modules.pop("userkit_exits", None)
+    [diag] = info.value.diagnostics
+    assert diag.code == "E221" and "importing userkit_exits failed: SystemExit: 3" in diag.message
