@@ -1,6 +1,6 @@
 """Several optimizers in one spec: the combined step against the same optimizers stepped by hand.
 
-A Llama-shaped decoder (examples/models.py) trained by the Muon + AdamW
+A Llama-shaped decoder (examples/recipe_models.py) trained by the Muon + AdamW
 hybrid: ``optimizer adamw ...; optimizer muon for ndim==2 & !embed* & !lm_head``.
 specopt's ``compiled.optimizer.step()`` steps both through one combined
 optimizer; the hand-written loop builds the same two optimizers over the same
@@ -20,7 +20,7 @@ import specopt
 from common import Candidate, interleave, machine, parse_args, parser, print_table, print_target
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
-from models import Llama  # noqa: E402
+from recipe_models import LlamaForCausalLM  # noqa: E402
 
 SPEC = """optimizer adamw lr=3e-4 betas=(0.9, 0.95) weight_decay=0.1
 optimizer muon for ndim==2 & !embed* & !lm_head lr=0.02"""
@@ -29,7 +29,7 @@ optimizer muon for ndim==2 & !embed* & !lm_head lr=0.02"""
 def model(layers: int, dim: int) -> torch.nn.Module:
     """The decoder, with random gradients in place so every step has work to do."""
     torch.manual_seed(0)
-    m = Llama(layers=layers, dim=dim, heads=4, vocab=512)
+    m = LlamaForCausalLM(layers=layers, dim=dim, heads=4, vocab=512)
     for p in m.parameters():
         p.grad = torch.randn_like(p) * 1e-3
     return m

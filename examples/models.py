@@ -1,7 +1,7 @@
 """Small models shaped like the ones the example specs are written for, in plain torch.
 
 They keep the parameter names and module classes of the real architectures
-(timm's ViT, a GPT-2-style and a Llama-style decoder), so a spec written for the real model
+(timm's ViT, a GPT-2-style decoder; a Llama-style one is in ``recipe_models.py``), so a spec written for the real model
 compiles against them; only the sizes are small. Use them with
 ``--model examples/models.py:vit`` and friends.
 """
@@ -108,84 +108,6 @@ class GPT(nn.Module):
         for block in t.h:
             x = block(x)
         return self.lm_head(t.ln_f(x))
-
-
-class RMSNorm(nn.Module):
-    """Root-mean-square norm with a learned scale, as Llama names it (``weight``)."""
-
-    def __init__(self, dim: int, eps: float = 1e-6):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x):
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-
-
-class LlamaAttention(nn.Module):
-    """Attention with separate ``q_proj``, ``k_proj``, ``v_proj``, ``o_proj`` and no biases."""
-
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.q_proj, self.k_proj, self.v_proj, self.o_proj = (nn.Linear(dim, dim, bias=False) for _ in range(4))
-
-    def forward(self, x):
-        b, n, d = x.shape
-        q, k, v = (p(x).reshape(b, n, self.heads, d // self.heads).transpose(1, 2)
-                   for p in (self.q_proj, self.k_proj, self.v_proj))
-        out = nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.o_proj(out.transpose(1, 2).reshape(b, n, d))
-
-
-class LlamaMLP(nn.Module):
-    """The gated MLP: ``gate_proj``, ``up_proj``, ``down_proj``."""
-
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.gate_proj = nn.Linear(dim, hidden, bias=False)
-        self.up_proj = nn.Linear(dim, hidden, bias=False)
-        self.down_proj = nn.Linear(hidden, dim, bias=False)
-
-    def forward(self, x):
-        return self.down_proj(nn.functional.silu(self.gate_proj(x)) * self.up_proj(x))
-
-
-class LlamaLayer(nn.Module):
-    """A decoder layer: ``input_layernorm``, ``self_attn``, ``post_attention_layernorm``, ``mlp``."""
-
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.input_layernorm = RMSNorm(dim)
-        self.self_attn = LlamaAttention(dim, heads)
-        self.post_attention_layernorm = RMSNorm(dim)
-        self.mlp = LlamaMLP(dim, dim * 3)
-
-    def forward(self, x):
-        x = x + self.self_attn(self.input_layernorm(x))
-        return x + self.mlp(self.post_attention_layernorm(x))
-
-
-class Llama(nn.Module):
-    """A decoder with Llama's names: ``model.embed_tokens``, ``model.layers.N``, ``model.norm``, ``lm_head``."""
-
-    def __init__(self, layers: int = 4, dim: int = 32, heads: int = 4, vocab: int = 64):
-        super().__init__()
-        self.model = nn.ModuleDict({"embed_tokens": nn.Embedding(vocab, dim),
-                                    "layers": nn.ModuleList(LlamaLayer(dim, heads) for _ in range(layers)),
-                                    "norm": RMSNorm(dim)})
-        self.lm_head = nn.Linear(dim, vocab, bias=False)
-
-    def forward(self, idx):
-        x = self.model.embed_tokens(idx)
-        for layer in self.model.layers:
-            x = layer(x)
-        return self.lm_head(self.model.norm(x))
-
-
-def llama(layers: int = 4) -> Llama:
-    """A small Llama-style decoder with ``layers`` layers (untied embeddings and head)."""
-    return Llama(layers=layers)
 
 
 def vit(depth: int = 12) -> VisionTransformer:

@@ -9,7 +9,8 @@ import torch
 
 import specopt
 from encoder_model import Encoder
-from models import gpt, llama, vit
+from models import gpt, vit
+from recipe_models import llama
 from resnet_model import Classifier
 from seed_model import Network
 from specopt.fmt import format_text

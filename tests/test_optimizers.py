@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import specopt
-from models import llama
+from recipe_models import llama
 from specopt.combined import CombinedOptimizer
 
 HYBRID = """optimizer adamw lr=3e-4 betas=(0.9, 0.95) weight_decay=0.1
