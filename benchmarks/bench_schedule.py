@@ -17,7 +17,6 @@ closed forms with numpy and with torch float64. Target: under a second for
 
 from __future__ import annotations
 
-import time
 import warnings
 
 import torch
@@ -27,7 +26,7 @@ from common import (Candidate, format_seconds, interleave, machine, medians, par
                     print_target)
 from specopt.curves import Curve
 from specopt.scheduler import SpecScheduler
-from specopt.schedules import Level, PhaseSpec, Program, program
+from specopt.schedules import Level, program
 
 HORIZON = 10_000_000  # every schedule is longer than the benchmark runs, so none ends or raises
 

@@ -30,7 +30,7 @@ import bisect
 import math
 from typing import Any, Callable, Sequence
 
-from .schedules import (SCHEDULE_KINDS, X1, ZERO, Divided, Lerp, Mix, PhaseSpec, Program, argument, as_mix,
+from .schedules import (SCHEDULE_KINDS, X1, ZERO, Divided, Lerp, Mix, PhaseSpec, Program, argument,
                         cycled_hyper, length_arg, level_arg, number_arg)
 
 Form = Callable[[Any, Any], "Lerp"]

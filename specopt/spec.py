@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .diagnostics import Diagnostic, Source, Span, SpecError
+from .diagnostics import Source, SpecError
 from .extensions import check_imports
 from .parse import parse_text
 from .plan import Plan

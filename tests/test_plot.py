@@ -9,7 +9,7 @@ import torch
 
 from specopt.preview import preview_programs
 from specopt.scheduler import SpecScheduler
-from specopt.schedules import Level, PhaseSpec, Program, program
+from specopt.schedules import Level, program
 
 matplotlib = pytest.importorskip("matplotlib")
 

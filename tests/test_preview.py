@@ -15,7 +15,7 @@ import torch
 from golden import GOLDEN, check
 from specopt.preview import preview, preview_programs
 from specopt.scheduler import SpecScheduler
-from specopt.schedules import Level, PhaseSpec, Program, program, X1
+from specopt.schedules import Level, program, X1
 
 FOLDER = GOLDEN / "preview"
 

@@ -25,7 +25,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from torch.optim import lr_scheduler as L
 
-from specopt.schedules import Level, PhaseSpec, Program, program, X1
+from specopt.schedules import Level, program, X1
 from specopt.scheduler import SpecScheduler
 
 BASES = st.lists(st.floats(1e-6, 10.0), min_size=1, max_size=3)
