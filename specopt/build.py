@@ -110,7 +110,7 @@ def _make_driver(resolution: Resolution, optimizer, scheduler, unit, scaler, eve
     ramps = Ramps(optimizer)
     board = Switchboard(events, resolution, ramps)
     layers, _ = norm_layers(resolution.plan, model)
-    return Driver([optimizer], scheduler, unit, resolution.plan.accumulate, scaler, board, ramps, layers,
+    return Driver(optimizer, scheduler, unit, resolution.plan.accumulate, scaler, board, ramps, layers,
                   model, ema)
 
 

@@ -46,9 +46,9 @@ from .norms import apply_modes
 class Driver:
     """The loop state of one compiled spec: step, epoch and micro-batch counts, and what runs between steps."""
 
-    def __init__(self, optimizers: list, scheduler, unit: str | None, accumulate: int, scaler,
+    def __init__(self, optimizer: torch.optim.Optimizer, scheduler, unit: str | None, accumulate: int, scaler,
                  board: Switchboard, ramps: Ramps, norms: list, model, ema=None):
-        self.optimizers = optimizers
+        self.optimizer = optimizer  # the spec's one optimizer (a combined one when it names several)
         self.scheduler = scheduler
         self.unit = unit
         self.accumulate = accumulate
@@ -63,7 +63,7 @@ class Driver:
         self.micro = 0
         self.wrapper = None
         self._no_sync = None
-        self._managed: set[int] = set()
+        self._unmanaged: list[torch.Tensor] = []
         self._scale = None
         self.follows_schedule = False
         self._schedule_seen = None
@@ -89,21 +89,17 @@ class Driver:
         self._reduce(flushing)
         stepped = self._step()
         self.after_step(stepped)
-        for optimizer in self.optimizers:
-            optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         self._sync_next()
         return stepped
 
     def _step(self) -> bool:
-        """Step every optimizer (through the scaler); whether the step really happened."""
+        """Step the optimizer (through the scaler); whether the step really happened."""
         if self.scaler is None:
-            for optimizer in self.optimizers:
-                optimizer.step()
+            self.optimizer.step()
             return True
-        for optimizer in self.optimizers:
-            self.scaler.unscale_(optimizer)
-        for optimizer in self.optimizers:
-            self.scaler.step(optimizer)
+        self.scaler.unscale_(self.optimizer)
+        self.scaler.step(self.optimizer)
         before = self._scale if self._scale is not None else self.scaler.get_scale()
         self.scaler.update()
         self._scale = self.scaler.get_scale()
@@ -168,7 +164,7 @@ class Driver:
         if not hasattr(wrapper, "no_sync"):
             raise TypeError(f"{type(wrapper).__name__} has no no_sync(): pass the DistributedDataParallel wrapper")
         self.wrapper = wrapper
-        self._managed = {id(p) for p in wrapper.parameters() if p.requires_grad}
+        self._unmanaged = unmanaged(self.optimizer, wrapper)
         self._sync_next()
         return wrapper
 
@@ -188,12 +184,26 @@ class Driver:
         """Average over the ranks the gradients DDP did not (all of them for a flushed partial accumulation)."""
         if self.wrapper is None:
             return
-        import torch.distributed as dist
+        held = [p for g in self.optimizer.param_groups for p in g["params"]] if flushing else self._unmanaged
+        average_over_ranks(held, getattr(self.wrapper, "process_group", None))
 
-        group = getattr(self.wrapper, "process_group", None)
-        size = dist.get_world_size(group)
-        grads = [p.grad for o in self.optimizers for g in o.param_groups for p in g["params"]
-                 if p.grad is not None and (flushing or id(p) not in self._managed)]
-        for grad in grads:
-            dist.all_reduce(grad, group=group)
-            grad.div_(size)
+
+def unmanaged(optimizer: torch.optim.Optimizer, wrapper) -> list[torch.Tensor]:
+    """The tensors ``optimizer`` holds that DistributedDataParallel's reducer does not synchronise.
+
+    DDP registers the parameters that require gradients when it wraps the
+    model; one that an ``unfreeze ... at`` makes trainable later is not among them.
+    """
+    managed = {id(p) for p in wrapper.parameters() if p.requires_grad}
+    return [p for g in optimizer.param_groups for p in g["params"] if id(p) not in managed]
+
+
+def average_over_ranks(params: list[torch.Tensor], group) -> None:
+    """Average the gradients of ``params`` (those that have one) over the ranks of ``group``."""
+    import torch.distributed as dist
+
+    size = dist.get_world_size(group)
+    for param in params:
+        if param.grad is not None:
+            dist.all_reduce(param.grad, group=group)
+            param.grad.div_(size)

@@ -19,6 +19,7 @@ from .build import compile_plan
 from .clip import StepHook
 from .compiled import Compiled
 from .diagnostics import Diagnostic, SpecError
+from .driver import average_over_ranks, unmanaged
 from .extensions import check_imports
 from .report import format_value
 from .spec import Spec
@@ -88,18 +89,9 @@ def reduce_unmanaged(compiled: Compiled, wrapper) -> None:
 
     if not isinstance(wrapper, DistributedDataParallel) or dist.get_world_size(wrapper.process_group) == 1:
         return
-    managed = {id(p) for p in wrapper.parameters() if p.requires_grad}
-    params = [p for g in compiled.optimizer.param_groups for p in g["params"] if id(p) not in managed]
+    params = unmanaged(compiled.optimizer, wrapper)
     if not params:
         return
-    group, size = wrapper.process_group, dist.get_world_size(wrapper.process_group)
-
-    def average() -> None:
-        for param in params:
-            if param.grad is not None:
-                dist.all_reduce(param.grad, group=group)
-                param.grad.div_(size)
-
-    StepHook(compiled.optimizer, average)
+    StepHook(compiled.optimizer, lambda: average_over_ranks(params, wrapper.process_group))
     if compiled.clipper is not None and compiled.clipper.attached:
         compiled.clipper.attach(compiled.optimizer)  # again, so that it clips after the average

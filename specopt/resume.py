@@ -61,7 +61,7 @@ def load_training_state(driver, state: dict[str, Any], resolution) -> None:
 
 
 def _trained(driver) -> dict[str, Any]:
-    return {n: p for o in driver.optimizers for g in o.param_groups for n, p in zip(g["param_names"], g["params"])}
+    return {n: p for g in driver.optimizer.param_groups for n, p in zip(g["param_names"], g["params"])}
 
 
 def _check_fired(fired: list, resolution) -> None:
