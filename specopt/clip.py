@@ -27,7 +27,7 @@ from typing import Any, Callable, Sequence
 
 import torch
 
-from .sharded import scale_to_norm, total_norm
+from .sharded import any_sharded, scale_to_norm, total_norm
 
 _EPS = 1e-6  # the term torch.nn.utils.clip_grads_with_norm_ adds to the norm before dividing
 
@@ -50,6 +50,7 @@ class Clipper:
         self.norm_type = norm_type
         self.last_norm: torch.Tensor | None = None
         self._hook: StepHook | None = None
+        self._sharded = any_sharded(self.params)  # fixed with the parameters: not looked up every step
 
     def __call__(self) -> torch.Tensor | None:
         """Clip now; return the total norm before clipping (``None`` when clipping by value).
@@ -66,11 +67,11 @@ class Clipper:
             if grads:  # torch's clip_grad_value_ raises on a list without gradients
                 torch.nn.utils.clip_grad_value_(self.params, self.max_value)
             return None
-        total = total_norm(grads, self.norm_type)  # a plain tensor, equal on every rank under FSDP2
+        total = total_norm(grads, self.norm_type, self._sharded)  # a plain tensor, equal on every rank under FSDP2
         self.last_norm = total
         if total.device.type == "cpu" and float(total) + _EPS <= self.max_value:
             return total
-        scale_to_norm(self.params, self.max_value, total)
+        scale_to_norm(self.params, self.max_value, total, self._sharded)
         return total
 
     def attach(self, optimizer: torch.optim.Optimizer) -> "Clipper":

@@ -32,14 +32,22 @@ def _dtensor_type() -> type | None:
     return getattr(module, "DTensor", None)
 
 
-def total_norm(grads: Sequence[torch.Tensor], norm_type: float) -> torch.Tensor:
+def any_sharded(tensors: Sequence[torch.Tensor]) -> bool:
+    """Whether any of ``tensors`` is a DTensor (a parameter's gradient is one exactly when it is one)."""
+    dtensor = _dtensor_type()
+    return dtensor is not None and any(isinstance(t, dtensor) for t in tensors)
+
+
+def total_norm(grads: Sequence[torch.Tensor], norm_type: float, sharded: bool | None = None) -> torch.Tensor:
     """``torch.nn.utils.get_total_norm(grads, norm_type)``, as a plain tensor equal on every rank.
 
     For DTensor gradients this is a collective: every rank must call it.
+    ``sharded`` says whether any gradient is a DTensor, when the caller knows
+    (the clip hook does, once, for its parameters); ``None`` looks.
     """
-    dtensor = _dtensor_type()
-    if dtensor is None or not any(isinstance(g, dtensor) for g in grads):
+    if not (any_sharded(grads) if sharded is None else sharded):
         return torch.nn.utils.get_total_norm(grads, norm_type)
+    dtensor = _dtensor_type()
     parts = [torch.nn.utils.get_total_norm(group, norm_type) for group in _by_mesh(grads, dtensor)]
     parts = [p.full_tensor() if isinstance(p, dtensor) else p for p in parts]
     if len(parts) == 1:
@@ -57,18 +65,23 @@ def _by_mesh(grads: Sequence[torch.Tensor], dtensor: type) -> list[list[torch.Te
     return list(groups.values())
 
 
-def scale_to_norm(params: Sequence[torch.Tensor], max_norm: float, total: torch.Tensor) -> None:
+def scale_to_norm(params: Sequence[torch.Tensor], max_norm: float, total: torch.Tensor,
+                  sharded: bool | None = None) -> None:
     """``torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)``, DTensor gradients included.
 
     ``total`` is :func:`total_norm`'s plain tensor; each kind of gradient is
     scaled in a call of its own, since torch's fused kernels take no mixture.
+    ``sharded`` as for :func:`total_norm`.
     """
-    dtensor = _dtensor_type()
-    sharded = [p for p in params if isinstance(p, dtensor)] if dtensor is not None else []
-    if not sharded or len(sharded) == len(params):
+    if not (any_sharded(params) if sharded is None else sharded):
         torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
         return
-    for group in _by_mesh(sharded, dtensor) + [[p for p in params if not isinstance(p, dtensor)]]:
+    dtensor = _dtensor_type()
+    shards = [p for p in params if isinstance(p, dtensor)]
+    if not shards or len(shards) == len(params):
+        torch.nn.utils.clip_grads_with_norm_(params, max_norm, total)
+        return
+    for group in _by_mesh(shards, dtensor) + [[p for p in params if not isinstance(p, dtensor)]]:
         torch.nn.utils.clip_grads_with_norm_(group, max_norm, total)
 
 
