@@ -28,22 +28,28 @@ SPE_HINT = "add 'steps_per_epoch N' to the spec, or pass steps_per_epoch= when c
 
 @dataclass(frozen=True)
 class Timing:
-    """The scheduler's unit, the run's length in that unit, and where the numbers came from.
+    """The scheduler's unit, the run's length as given, and the steps per epoch.
 
-    ``run`` and ``steps_per_epoch`` are ``None`` when nobody gave them; ``origins``
-    says for each given number whether the spec or the caller gave it.
+    ``run_length`` and ``steps_per_epoch`` are ``None`` when nobody gave them.
     """
 
     unit: str
-    run: float | None
+    run_length: Length | None
     steps_per_epoch: int | None
-    run_text: str | None
-    origins: dict[str, str]
-    run_length: Length | None = None  # the run's length in its own unit, as given
+
+    @property
+    def run(self) -> float | None:
+        """The run's length in this timing's unit (``None`` when unknown or not convertible)."""
+        return _in_unit(self.run_length, self.unit, self.steps_per_epoch)
+
+    @property
+    def run_text(self) -> str | None:
+        """The run's length as a spec writes it (``90 epochs``)."""
+        return self.run_length.text if self.run_length else None
 
     def counted_in(self, unit: str) -> "Timing":
         """The same timing with lengths counted in ``unit`` (``step`` or ``epoch``)."""
-        return replace(self, unit=unit, run=_in_unit(self.run_length, unit, self.steps_per_epoch))
+        return replace(self, unit=unit)
 
     def convert(self, length: Length, span: Span | None) -> float:
         """A length in scheduler units; a missing run length or steps per epoch raises E216."""
@@ -64,14 +70,11 @@ def plan_timing(plan, epochs: int | None = None, steps: int | None = None,
     """The timing of a plan's schedules; the caller's ``epochs``/``steps``/``steps_per_epoch`` win."""
     if epochs is not None and steps is not None:
         raise ValueError("give the run's length as epochs= or as steps=, not both")
-    run, origins = _run_length(plan, epochs, steps)
+    run = _run_length(plan, epochs, steps)
     spe = steps_per_epoch if steps_per_epoch is not None else (
         plan.steps_per_epoch.steps if plan.steps_per_epoch else None)
-    if spe is not None:
-        origins["steps_per_epoch"] = "caller" if steps_per_epoch is not None else "spec"
-    units = _units(plan, run)
-    unit = "step" if "step" in units else "epoch"
-    return Timing(unit, _in_unit(run, unit, spe), spe, run.text if run else None, origins, run)
+    unit = "step" if "step" in _units(plan, run) else "epoch"
+    return Timing(unit, run, spe)
 
 
 def _in_unit(run: Length | None, unit: str, spe: int | None) -> float | None:
@@ -83,15 +86,14 @@ def _in_unit(run: Length | None, unit: str, spe: int | None) -> float | None:
     return run.value * spe if unit == "step" else run.value / spe
 
 
-def _run_length(plan, epochs, steps) -> tuple[Length | None, dict[str, str]]:
+def _run_length(plan, epochs, steps) -> Length | None:
+    """The caller's run length, else the spec's ``run``, else ``None``."""
     if epochs is not None or steps is not None:
         unit, value = ("epoch", epochs) if epochs is not None else ("step", steps)
         if value < 1 or value != int(value):
             raise ValueError(f"the run's length must be a whole number of at least 1, got {value}")
-        return Length(value=float(value), unit=unit), {"run": "caller"}
-    if plan.run is not None:
-        return plan.run.length, {"run": "spec"}
-    return None, {}
+        return Length(value=float(value), unit=unit)
+    return plan.run.length if plan.run is not None else None
 
 
 def _units(plan, run: Length | None) -> set[str]:
