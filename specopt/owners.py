@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .cascade import Origin, Rules, Setting
+from .cascade import Rules, Setting
 from .diagnostics import Diagnostic, Span
 from .extensions import plan_optimizer_info
 from .registry import OptimizerInfo
@@ -36,12 +36,6 @@ class OptimizerSlot:
     statement: OptimizerStatement | None
     info: OptimizerInfo
     base: Mapping[str, Setting]
-    origin: Origin | None = None
-
-    @property
-    def label(self) -> str:
-        """How reports name it: the optimizer's name, with its line for a second one of the same name."""
-        return self.info.name
 
 
 def slot_statements(plan) -> list[OptimizerStatement | None]:
@@ -59,7 +53,7 @@ def make_slots(plan, defaults: Sequence[Mapping[str, Any]], origin_of) -> tuple[
         for opt in stmt.options if stmt is not None else ():
             if opt.key in base:
                 base[opt.key] = Setting(opt.value, origin)
-        out.append(OptimizerSlot(k, stmt, info, base, origin))
+        out.append(OptimizerSlot(k, stmt, info, base))
     return tuple(out)
 
 

@@ -220,7 +220,7 @@ def resolve(plan: Plan, index: ModelIndex, defaults, source: Source | None = Non
                     for (h, names), sig, k in zip(selections, number, slot_of)]
         diags = selection_errors(rules.rules + owners.rules, matcher, selections, index) + layer_diags
         diags += _problems(outcomes)
-        diags += _ownership(slots, owned, outcomes, list(number), found.names, signatures, number)
+        diags += _ownership(slots, owned, outcomes, found.names, signatures, number)
         if diags:
             raise SpecError(diags, source)
         groups, group_of, outcome_of = _groups(slots, slot_of, outcomes, found.names, signatures, number)
@@ -234,14 +234,17 @@ def _problems(outcomes: list[Outcome]) -> list:
     return list(dict.fromkeys(d for o in outcomes for d in o.problems))
 
 
-def _ownership(slots, owned, outcomes, keys, names, signatures, number) -> list:
-    """E303/E304 (see :func:`specopt.owners.ownership_errors`); per-parameter names only when needed."""
+def _ownership(slots, owned, outcomes, names, signatures, number) -> list:
+    """E303/E304 (see :func:`specopt.owners.ownership_errors`); per-parameter lists only when needed.
+
+    ``owned`` and ``outcomes`` are per distinct signature; ``number`` maps a parameter's signature to them.
+    """
     restricted = any(s.info.param_ndims for s in slots)
     if not restricted and all(len(c) <= 1 for c, o in zip(owned, outcomes) if o.ever_trained):
         return []
     per_param = [number[sig] for sig in signatures]
     return ownership_errors(slots, [owned[o] for o in per_param], [outcomes[o].ever_trained for o in per_param],
-                            names, [keys[o][1] for o in per_param])
+                            names, [sig[1] for sig in signatures])
 
 
 def _signatures(found: Found) -> list[tuple]:
@@ -308,7 +311,7 @@ def _groups(slots, slot_of: list[int], outcomes: list[Outcome], names: list[str]
         g = index.setdefault((k, values, out.ramp_key), len(index))
         if g == len(labels):
             labels.append({})
-        _add_labels(labels[g], out, "default" if k == 0 else slots[k].label)
+        _add_labels(labels[g], out, "default" if k == 0 else slots[k].info.name)
         group_of.append(g)
     members: list[list[str]] = [[] for _ in labels]
     outcome_of = []
