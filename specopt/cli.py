@@ -22,7 +22,6 @@ from .report import format_value
 from .data import YamlUnavailable
 from .spec import Spec, load
 
-MODEL_HELP = "module:Name, path/to/file.py:Name, or a factory call such as mod:make(3, width=64)"
 EXIT_SPEC_ERROR = 1
 EXIT_USAGE = 2
 MODEL_HELP = ("the model: module:Name, path/to/file.py:Name, or a factory call with literal arguments such as "
@@ -84,8 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cmd = sub.add_parser("compile", help="compile a spec against a model and print the result")
     cmd.add_argument("spec", help="the .opt file")
-    cmd.add_argument("--model", required=True, metavar="REF",
-                     help=MODEL_HELP)
+    _model_option(cmd)
     cmd.add_argument("--json", action="store_true", help="print the per-parameter assignment as JSON")
     cmd.add_argument("--summary", action="store_true",
                      help="also print torchinfo's per-layer table of the model with the spec applied")
@@ -111,6 +109,10 @@ def _parser() -> argparse.ArgumentParser:
     _add_fmt_and_diff(sub)
     _plot_parser(sub)
     return parser
+
+
+def _model_option(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--model", required=True, metavar="REF", help=MODEL_HELP)
 
 
 def _format_option(cmd: argparse.ArgumentParser) -> None:
@@ -305,8 +307,7 @@ def _explain_parser(sub) -> None:
     cmd.add_argument("spec", help="the .opt file")
     cmd.add_argument("selector", nargs="?",
                      help="only the parameters this selector picks, e.g. 'convolution2*', '@*Norm*', 'ndim<2'")
-    cmd.add_argument("--model", required=True, metavar="REF",
-                     help=MODEL_HELP)
+    _model_option(cmd)
     cmd.add_argument("--json", action="store_true", help="print the explanation as JSON")
     _timing_options(cmd)
     _format_option(cmd)
@@ -376,7 +377,7 @@ def _plot_parser(sub) -> None:
     cmd = sub.add_parser("plot", help="draw every scheduled hyperparameter of every param group over the run "
                          "into a PNG (needs matplotlib)")
     cmd.add_argument("spec", help="the .opt file")
-    cmd.add_argument("--model", required=True, metavar="REF", help=MODEL_HELP)
+    _model_option(cmd)
     cmd.add_argument("-o", "--output", required=True, metavar="FILE.png", help="where to write the picture")
     _timing_options(cmd)
     _format_option(cmd)
@@ -417,8 +418,7 @@ def _add_fmt_and_diff(sub) -> None:
                          "(exit 0 with or without differences)")
     cmd.add_argument("a", help="the old .opt file")
     cmd.add_argument("b", help="the new .opt file")
-    cmd.add_argument("--model", required=True, metavar="REF",
-                     help=MODEL_HELP)
+    _model_option(cmd)
     cmd.add_argument("--json", action="store_true", help="print the comparison as JSON")
     _import_option(cmd)
     cmd.set_defaults(run=_diff)
