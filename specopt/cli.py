@@ -230,12 +230,12 @@ def _compile(args) -> int:
     if args.meta:
         resolution, implementation = spec.resolve(model), "not built (--meta: the model has no weights)"
         extra = over_the_run(resolution) + loop_lines(resolution.plan, norm_layers(resolution.plan, model)[0])
+        timing = _plan_timing(spec, args)
     else:
         compiled = spec.compile(model, **_timing(args))
         resolution, implementation = compiled.resolution, [i.describe() for i in compiled.implementations]
-        extra = training_report(compiled)
+        extra, timing = training_report(compiled), compiled.timing
     table = _summary_table(args, model)
-    timing = _plan_timing(spec, args)
     if args.json:
         print(json.dumps(assignment_json(resolution, spec.source, timing), indent=2))
         return 0
