@@ -122,9 +122,9 @@ class Compiled(TrainingLoop):
         for its kind.
         """
         _check_layout(state, self.source)
-        self._check_kind(state)
-        trained = _trained(self.optimizer)
         canonical = {n: p.info.name for p in self.resolution.params for n in p.info.names}
+        self._check_kind(state, canonical)
+        trained = _trained(self.optimizer)
         state = upgrade_names(state, canonical)
         result = _coverage(state, trained, canonical)
         saved = {canonical.get(n, n): s for n, s in state["state"].items() if canonical.get(n, n) in trained}
@@ -161,9 +161,8 @@ class Compiled(TrainingLoop):
                                               f"{exc}", None, "resume with the spec the checkpoint was saved "
                                               "with")], self.source) from None
 
-    def _check_kinds(self, saved: Mapping) -> None:
+    def _check_kinds(self, saved: Mapping, canonical: Mapping[str, str]) -> None:
         ours = self._kinds()
-        canonical = {n: p.info.name for p in self.resolution.params for n in p.info.names}
         changed = {}
         for name, kind in saved.items():
             mine = ours.get(canonical.get(name, name))
@@ -181,12 +180,12 @@ class Compiled(TrainingLoop):
         slots = self.resolution.slots
         return {p.info.name: slots[p.optimizer].info.name for p in self.resolution.params if p.optimizer is not None}
 
-    def _check_kind(self, state: dict[str, Any]) -> None:
+    def _check_kind(self, state: dict[str, Any], canonical: Mapping[str, str]) -> None:
         """E504 when the checkpoint holds another optimizer's state than the one this spec gives a parameter."""
         kinds = state.get("optimizer_of")
         several = len(self.resolution.used_slots) > 1 or (isinstance(kinds, Mapping) and len(set(kinds.values())) > 1)
         if several:
-            return self._check_kinds(kinds if isinstance(kinds, Mapping) else {})
+            return self._check_kinds(kinds if isinstance(kinds, Mapping) else {}, canonical)
         saved, ours = state.get("optimizer"), self.resolution.optimizer.name
         if saved is None or saved == ours:
             return
