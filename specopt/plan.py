@@ -56,6 +56,10 @@ class Plan(Node):
             raise SpecError(errors)
         return self
 
+    def first(self, kind: str):
+        """The first statement of ``kind`` (``"run"``, ``"ema"``...), or ``None``."""
+        return next((s for s in self.statements if s.kind == kind), None)
+
     def of_role(self, role: str) -> list:
         """The statements whose kind plays ``role``.
 
@@ -100,28 +104,28 @@ class Plan(Node):
     @property
     def run(self) -> RunStatement | None:
         """The ``run`` statement, if any."""
-        return next((s for s in self.statements if s.kind == "run"), None)
+        return self.first("run")
 
     @property
     def steps_per_epoch(self) -> StepsPerEpochStatement | None:
         """The ``steps_per_epoch`` statement, if any."""
-        return next((s for s in self.statements if s.kind == "steps_per_epoch"), None)
+        return self.first("steps_per_epoch")
 
     @property
     def accumulate(self) -> int:
         """Micro-batches per optimizer step: the ``accumulate`` statement's count, or 1."""
-        stmt = next((s for s in self.statements if s.kind == "accumulate"), None)
+        stmt = self.first("accumulate")
         return stmt.count if stmt else 1
 
     @property
     def ema(self) -> EmaStatement | None:
         """The ``ema`` statement, if any."""
-        return next((s for s in self.statements if s.kind == "ema"), None)
+        return self.first("ema")
 
     @property
     def device(self) -> DeviceStatement | None:
         """The ``device`` statement, if any."""
-        return next((s for s in self.statements if s.kind == "device"), None)
+        return self.first("device")
 
     @property
     def timed(self) -> list[FreezeStatement]:
