@@ -38,13 +38,12 @@ from .resume import _check_fired
 from .scheduler import STATE_FORMAT as SCHEDULE_FORMAT
 from .state_probe import state_problems
 
-EDITED = "the checkpoint was edited or damaged since it was saved: load one as compiled.state_dict() wrote it"
-STATE_HINT = ("delete these parameters' entries from checkpoint['state'] so that their state starts afresh, "
-              "or " + EDITED.split(": ")[1])
+INTACT = "or load an intact checkpoint, as compiled.state_dict() wrote it"
+STATE_HINT = ("delete the named parameters' entries from checkpoint['state'] so that their state starts "
+              f"afresh, {INTACT}")
 LOOP_HINT = ("delete checkpoint['training'] to keep the optimizer state and the schedule but start the loop's "
-             "counts, events and warmups afresh, or " + EDITED.split(": ")[1])
-SPEC_HINT = ("load with strict=False to restore the state without checking which spec it was saved under, "
-             "or " + EDITED.split(": ")[1])
+             f"counts, events and warmups afresh, {INTACT}")
+SPEC_HINT = f"load with strict=False to restore the state without checking which spec it was saved under, {INTACT}"
 SCALER_KEYS = ("scale", "growth_factor", "backoff_factor", "growth_interval", "_growth_tracker")
 
 
@@ -101,7 +100,7 @@ def schedule_diagnostics(saved: Mapping[str, Any]) -> list[Diagnostic]:
             isinstance(h, str) and (c is None or _valid_plateau(c)) for h, c in plateau.items()):
         problems.append("has 'plateau' counters that are not a dict of numbers by hyperparameter")
     return [Diagnostic("E510", f"the checkpoint's schedule position {p}", None,
-                       "delete checkpoint['scheduler'] to start the schedule afresh, or " + EDITED.split(": ")[1])
+                       f"delete checkpoint['scheduler'] to start the schedule afresh, {INTACT}")
             for p in problems]
 
 
@@ -202,7 +201,7 @@ def _fired_diagnostics(fired: list, resolution) -> list[Diagnostic]:
 def grad_diagnostics(grads: Any, trained: Mapping[str, torch.Tensor]) -> list[Diagnostic]:
     """E512 for saved gradients of an unfinished accumulation that are not tensors fitting their parameters."""
     hint = ("delete checkpoint['training']['grads'] to drop the unfinished accumulation (its micro-batches are "
-            "lost), or " + EDITED.split(": ")[1])
+            f"lost), {INTACT}")
     if not isinstance(grads, Mapping):
         return [Diagnostic("E512", f"the checkpoint's accumulated gradients are {_what(grads)}, "
                            "not a dict of tensors by parameter name", None, hint)]
@@ -224,7 +223,7 @@ def grad_diagnostics(grads: Any, trained: Mapping[str, torch.Tensor]) -> list[Di
 
 def ema_diagnostics(saved: Any, ema) -> list[Diagnostic]:
     """E513 when the saved EMA is not complete averaged weights of this model's shapes and a count of updates."""
-    hint = "delete checkpoint['training']['ema'] to start the average afresh, or " + EDITED.split(": ")[1]
+    hint = f"delete checkpoint['training']['ema'] to start the average afresh, {INTACT}"
     if not isinstance(saved, Mapping) or not isinstance(saved.get("averaged"), Mapping) \
             or not _is_count(saved.get("updates")):
         found = sorted(map(str, saved)) if isinstance(saved, Mapping) else _what(saved)
