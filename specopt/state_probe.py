@@ -113,6 +113,8 @@ def _try(part: torch.optim.Optimizer, group: Mapping[str, Any], param: torch.Ten
             kept = dict(fresh.state[dummy])
         except Exception:  # noqa: BLE001 (an optimizer that cannot step on a stand-in is not tried)
             return None
+        if any(isinstance(entry.get(k), (str, bytes)) and not isinstance(v, (str, bytes)) for k, v in kept.items()):
+            return _why(entry, kept, None, kind)  # no optimizer reads text where it keeps a number or tensor
         try:
             dummy = _dummy(param)
             probe = _build(part, group, dummy)
@@ -158,7 +160,7 @@ def _step(optimizer: torch.optim.Optimizer, dummy: torch.Tensor) -> None:
     optimizer.step(closure)
 
 
-def _why(entry: Mapping[str, Any], kept: Mapping[str, Any], exc: Exception, kind: str) -> str:
+def _why(entry: Mapping[str, Any], kept: Mapping[str, Any], exc: Exception | None, kind: str) -> str:
     """The reason a step failed, in the checkpoint's terms where they say it."""
     missing = [k for k in kept if k not in entry]
     if missing:
