@@ -155,20 +155,25 @@ def _ramp_problems(saved: Mapping[str, Any], driver) -> list[str]:
     if not isinstance(ramps, Mapping):
         return [f"has 'ramps' as {_what(ramps)}, not a dict of lr warmups by param group"]
     count, steps = len(driver.optimizer.param_groups), saved.get("steps")
-    out = []
-    for group, ramp in ramps.items():
-        index = int(group) if _is_count(group) or (isinstance(group, str) and group.isdecimal()) else None
-        if index is None or index >= count:
-            out.append(f"has an lr warmup for param group {group!r}, but this optimizer has {count} "
-                       f"group{'s' if count != 1 else ''} (0 to {count - 1})")
-        elif not isinstance(ramp, Mapping) or not _is_count(ramp.get("start")) or not _is_real(ramp.get("length")) \
-                or not 0 < float(ramp["length"]) < math.inf:
-            out.append(f"has an lr warmup for param group {index} without a whole 'start' and a positive, "
-                       f"finite 'length': {ramp!r}")
-        elif _is_count(steps) and ramp["start"] > steps:
-            out.append(f"has an lr warmup for param group {index} that starts at step {ramp['start']}, after the "
-                       f"checkpoint's step {steps}")
-    return out
+    found = (_ramp_problem(group, ramp, count, steps) for group, ramp in ramps.items())
+    return [problem for problem in found if problem is not None]
+
+
+def _ramp_problem(group: Any, ramp: Any, count: int, steps: Any) -> str | None:
+    digits = isinstance(group, str) and group.isascii() and group.isdigit() and len(group) < 10
+    index = int(group) if _is_count(group) or digits else None
+    if index is None or index >= count:
+        return (f"has an lr warmup for param group {group!r}, but this optimizer has {count} "
+                f"group{'s' if count != 1 else ''} (0 to {count - 1})")
+    length = ramp.get("length") if isinstance(ramp, Mapping) else None
+    if not (isinstance(ramp, Mapping) and _is_count(ramp.get("start")) and _is_real(length)
+            and 0 < float(length) < math.inf):
+        return (f"has an lr warmup for param group {index} without a whole 'start' and a positive, finite "
+                f"'length': {_short(ramp)}")
+    if _is_count(steps) and ramp["start"] > steps:
+        return (f"has an lr warmup for param group {index} that starts at step {ramp['start']}, after the "
+                f"checkpoint's step {steps}")
+    return None
 
 
 def _scaler_problems(saved: Mapping[str, Any], driver) -> list[str]:
@@ -178,7 +183,8 @@ def _scaler_problems(saved: Mapping[str, Any], driver) -> list[str]:
     if isinstance(state, Mapping) and all(_is_real(state.get(k)) for k in SCALER_KEYS[:3]) and all(
             _is_count(state.get(k)) for k in SCALER_KEYS[3:]):
         return []
-    return [f"has a GradScaler state without {', '.join(SCALER_KEYS)} (each a number): {_short(state)}"]
+    return [f"has a GradScaler state that is not its {', '.join(SCALER_KEYS[:-1])} and {SCALER_KEYS[-1]} "
+            f"(numbers): {_short(state)}"]
 
 
 def _valid_fired(fired: Any) -> bool:
@@ -224,8 +230,8 @@ def grad_diagnostics(grads: Any, trained: Mapping[str, torch.Tensor]) -> list[Di
 def ema_diagnostics(saved: Any, ema) -> list[Diagnostic]:
     """E513 when the saved EMA is not complete averaged weights of this model's shapes and a count of updates."""
     hint = f"delete checkpoint['training']['ema'] to start the average afresh, {INTACT}"
-    if not isinstance(saved, Mapping) or not isinstance(saved.get("averaged"), Mapping) \
-            or not _is_count(saved.get("updates")):
+    if not (isinstance(saved, Mapping) and isinstance(saved.get("averaged"), Mapping)
+            and _is_count(saved.get("updates"))):
         found = sorted(map(str, saved)) if isinstance(saved, Mapping) else _what(saved)
         return [Diagnostic("E513", f"the checkpoint's EMA is not its averaged weights and count of updates "
                            f"('averaged' and 'updates'): it holds {found}", None, hint)]
@@ -258,8 +264,9 @@ def spec_record_diagnostics(state: Mapping[str, Any], strict: bool) -> list[Diag
     record = state["spec"]
     if isinstance(record, Mapping) and isinstance(record.get("hash"), str):
         return []
-    what = f"a dict without a text 'hash' ({_short(record)})" if isinstance(record, Mapping) \
-        else _what(record)
+    what = _what(record)
+    if isinstance(record, Mapping):
+        what = f"a dict without a text 'hash' (it holds {', '.join(map(str, record)) or 'nothing'})"
     message = (f"the checkpoint's 'spec' record is {what}, so which spec it was saved under cannot be "
                "checked")
     return [Diagnostic("E514", message, None, SPEC_HINT, "error" if strict else "warning")]

@@ -114,7 +114,7 @@ def _try(part: torch.optim.Optimizer, group: Mapping[str, Any], param: torch.Ten
         except Exception:  # noqa: BLE001 (an optimizer that cannot step on a stand-in is not tried)
             return None
         if any(isinstance(entry.get(k), (str, bytes)) and not isinstance(v, (str, bytes)) for k, v in kept.items()):
-            return _why(entry, kept, None, kind)  # no optimizer reads text where it keeps a number or tensor
+            return _why(entry, kept, None, kind, param)  # no optimizer reads text where it keeps a number or tensor
         try:
             dummy = _dummy(param)
             probe = _build(part, group, dummy)
@@ -122,7 +122,7 @@ def _try(part: torch.optim.Optimizer, group: Mapping[str, Any], param: torch.Ten
                                    "param_groups": probe.state_dict()["param_groups"]})
             _step(probe, dummy)
         except Exception as exc:  # noqa: BLE001 (any failure here is the real step's failure)
-            return _why(entry, kept, exc, kind)
+            return _why(entry, kept, exc, kind, param)
     return None
 
 
@@ -160,33 +160,51 @@ def _step(optimizer: torch.optim.Optimizer, dummy: torch.Tensor) -> None:
     optimizer.step(closure)
 
 
-def _why(entry: Mapping[str, Any], kept: Mapping[str, Any], exc: Exception | None, kind: str) -> str:
-    """The reason a step failed, in the checkpoint's terms where they say it."""
+def _why(entry: Mapping[str, Any], kept: Mapping[str, Any], exc: Exception | None, kind: str,
+         param: torch.Tensor) -> str:
+    """The reason a step fails, in the checkpoint's terms where they say it, else in torch's.
+
+    ``kept`` is what the optimizer keeps for a stand-in of ``param``: its
+    tensors' shapes are compared as layouts, and told in ``param``'s terms.
+    """
+    dummy = _dummy(param)
     missing = [k for k in kept if k not in entry]
-    if missing:
-        return f"lacks {_keys(missing)}, which {kind} keeps"
-    wrong = [k for k in kept if not _compatible(entry[k], kept[k])]
-    if wrong:
-        return "; ".join(f"holds {_kind(entry[k])} for '{k}', where {kind} keeps {_kind(kept[k])}"
-                         for k in wrong)
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    reasons = [f"lacks {_keys(missing)}, which {kind} keeps"] if missing else []
+    for key in (k for k in kept if k in entry):
+        saved, keeps = _form(entry[key], param.shape), _form(kept[key], dummy.shape)
+        if saved != keeps and not (keeps == ("scalar",) and saved == ("number",)):  # torch reads a number as a step
+            reasons.append(f"holds {_told(saved, param)} for '{key}', where {kind} keeps {_told(keeps, param)}")
+    if reasons or exc is None:
+        return "; ".join(reasons)
+    text = (str(exc).strip().splitlines() or [""])[0]
     return f"makes {kind}'s step fail ({type(exc).__name__}: {text[:200]})"
 
 
-def _compatible(saved: Any, kept: Any) -> bool:
-    if isinstance(kept, torch.Tensor) and kept.dim() == 0 and _is_number(saved):
-        return True  # a step count saved as a number: torch turns it into a tensor when loading
-    return _kind(saved) == _kind(kept)
-
-
-def _kind(value: Any) -> str:
+def _form(value: Any, shape: torch.Size) -> tuple:
+    """What a state value is, a tensor's shape as a layout relative to its parameter's ``shape``."""
     if isinstance(value, torch.Tensor):
-        return "a single number (a 0-d tensor)" if value.dim() == 0 else "a tensor"
+        have, want = list(value.shape), list(shape)
+        if value.dim() == 0:
+            return ("scalar",)
+        if len(have) == len(want) and all(h in (w, 1) for h, w in zip(have, want)):
+            return ("shaped", tuple(h == w for h, w in zip(have, want)))
+        return ("tensor", tuple(have))
     if _is_number(value):
-        return "a number"
-    if value is None:
-        return "None"
-    return f"a {type(value).__name__}"
+        return ("number",)
+    return ("None",) if value is None else (type(value).__name__,)
+
+
+def _told(form: tuple, param: torch.Tensor) -> str:
+    """A :func:`_form` in words, with ``param``'s shape."""
+    if form[0] == "scalar":
+        return "a single number (a 0-d tensor)"
+    if form[0] == "shaped" and all(form[1]):
+        return f"a tensor of the parameter's shape {list(param.shape)}"
+    if form[0] == "shaped":
+        return f"a tensor of shape {[d if full else 1 for d, full in zip(param.shape, form[1])]}"
+    if form[0] == "tensor":
+        return f"a tensor of shape {list(form[1])}"
+    return {"number": "a number", "None": "None"}.get(form[0], f"a {form[0]}")
 
 
 def _is_number(value: Any) -> bool:

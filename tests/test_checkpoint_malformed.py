@@ -217,7 +217,7 @@ def test_another_optimizers_kind_of_state_is_judged_by_that_optimizer():
     state["state"]["head.weight"] = {"momentum_buffer": "none"}
     target = specopt.compile("optimizer sgd lr=0.1 momentum=0.9", make_net())
     with pytest.raises(CheckpointError, match=r"'head.weight' holds a str for 'momentum_buffer', where sgd keeps "
-                                              r"a tensor \[E509\]"):
+                                              r"a tensor of the parameter's shape \[3, 8\] \[E509\]"):
         target.load_state_dict(state)
     assert target.optimizer.state_dict()["state"] == {}
 
