@@ -120,7 +120,9 @@ class Compiled(TrainingLoop):
         differently) is reported with what changed for which parameters, as
         ``specopt diff`` says it: an error with ``strict`` (E505), else a warning.
         Checkpoints saved before specopt recorded the optimizer are not checked
-        for its kind.
+        for its kind. Everything else the checkpoint holds is checked before
+        anything is restored (:mod:`specopt.checkpoint_checks`, E509-E514), so
+        on any error the model, optimizer, scheduler, EMA and loop are unchanged.
         """
         _check_layout(state, self.source)
         canonical = {n: p.info.name for p in self.resolution.params for n in p.info.names}
