@@ -371,6 +371,53 @@ _ENTRIES = (
              "changed, and this spec's values apply from now on), or resume with the spec the checkpoint was "
              "saved with.",
              needs_model=True),
+    CodeInfo("E509", "optimizer state its optimizer cannot use",
+             "A parameter's saved state lacks a value its optimizer keeps (`exp_avg` for Adam), or holds "
+             "something else where it keeps a tensor (a string, a single number). specopt loads that state into "
+             "a copy of the optimizer over a small stand-in parameter and steps it once, so it knows before "
+             "anything is loaded what torch's next `step()` would fail on; nothing is loaded.",
+             "optimizer adam   # loading a checkpoint whose state for classifier.weight lacks exp_avg",
+             "Load the checkpoint as `compiled.state_dict()` wrote it, or delete the named parameters' entries "
+             "from the checkpoint's `state` so that their state starts afresh.",
+             needs_model=True),
+    CodeInfo("E510", "schedule position incomplete",
+             "The checkpoint's `scheduler` entry is specopt's schedule position but lacks its `fingerprint` "
+             "or `_step_count`, or its plateau counters are not numbers; nothing is loaded.",
+             "schedule cosine 10 steps   # loading a checkpoint whose scheduler entry lacks its fingerprint",
+             "Load the checkpoint as `compiled.state_dict()` wrote it, or delete its `scheduler` entry to start "
+             "the schedule afresh.",
+             needs_model=True),
+    CodeInfo("E511", "loop state malformed",
+             "The checkpoint's `training` entry (the step driver's counts, fired statements, `requires_grad` "
+             "flags, lr warmups and GradScaler state) is not what `compiled.state_dict()` writes: `None` or a "
+             "string, counts that are not whole numbers, flags that are not a dict, a warmup naming a param "
+             "group this optimizer does not have; nothing is loaded.",
+             "optimizer adam   # loading a checkpoint whose training entry is None",
+             "Load the checkpoint as `compiled.state_dict()` wrote it, or delete its `training` entry to keep "
+             "the optimizer state and the schedule and start the loop's counts and events afresh.",
+             needs_model=True),
+    CodeInfo("E512", "accumulated gradients that do not fit",
+             "A checkpoint saved in the middle of an accumulation holds each parameter's gradient so far; one "
+             "of them is not a tensor of its parameter's shape and dtype; nothing is loaded.",
+             "optimizer adam   # loading a checkpoint whose gradient for classifier.weight has 3 elements",
+             "Load the checkpoint as `compiled.state_dict()` wrote it, or delete `training['grads']` to drop "
+             "the unfinished accumulation.",
+             needs_model=True),
+    CodeInfo("E513", "EMA incomplete",
+             "The checkpoint's EMA (`training['ema']`) lacks its averaged weights or its count of updates, or "
+             "its averaged weights miss some of the model's or do not fit their shapes; nothing is loaded.",
+             "ema 0.999   # loading a checkpoint whose EMA lacks the average of classifier.weight",
+             "Load the checkpoint as `compiled.state_dict()` wrote it, or delete `training['ema']` to start the "
+             "average afresh.",
+             needs_model=True),
+    CodeInfo("E514", "spec record malformed",
+             "The checkpoint's `spec` entry, which records the spec it was saved under, is not a dict with "
+             "the plan's hash, so a strict load cannot check that it resumes the same spec (E505); nothing "
+             "is loaded. A non-strict load warns and loads. A checkpoint without the entry, saved before "
+             "specopt recorded it, is not checked.",
+             "optimizer adam   # loading a checkpoint whose spec entry is a string",
+             "Load the checkpoint as `compiled.state_dict()` wrote it, or load with `strict=False`.",
+             needs_model=True),
     # --- E6xx: running under a framework's loop --------------------------------------------------
     CodeInfo("E601", "clipping twice",
              "The spec clips and the framework running the loop clips too: Lightning's `gradient_clip_val`, or "

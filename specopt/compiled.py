@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
+from .checkpoint_checks import check_checkpoint
 from .clip import Clipper
 from .diagnostics import Diagnostic, Source, SpecError
 from .implementation import Implementation
@@ -119,7 +120,9 @@ class Compiled(TrainingLoop):
         differently) is reported with what changed for which parameters, as
         ``specopt diff`` says it: an error with ``strict`` (E505), else a warning.
         Checkpoints saved before specopt recorded the optimizer are not checked
-        for its kind.
+        for its kind. Everything else the checkpoint holds is checked before
+        anything is restored (:mod:`specopt.checkpoint_checks`, E509-E514), so
+        on any error the model, optimizer, scheduler, EMA and loop are unchanged.
         """
         _check_layout(state, self.source)
         canonical = {n: p.info.name for p in self.resolution.params for n in p.info.names}
@@ -135,6 +138,8 @@ class Compiled(TrainingLoop):
         result.spec_change = spec_change(state, self)
         if strict and result.spec_change is not None:
             problems = [result.spec_change.diagnostic()] + problems
+        checked = check_checkpoint(state, self, strict)  # everything else, before anything is restored
+        problems += [d for d in checked if d.severity == "error"]
         if problems:
             raise CheckpointError(problems, self.source)
         position = {n: i for i, n in enumerate(trained)}
@@ -150,6 +155,8 @@ class Compiled(TrainingLoop):
             warnings.warn(result.describe(), CheckpointWarning, stacklevel=2)
         if result.spec_change is not None and not strict:
             warnings.warn(result.spec_change.describe(), CheckpointWarning, stacklevel=2)
+        for note in checked:  # what a non-strict load only reports
+            warnings.warn(note.message, CheckpointWarning, stacklevel=2)
         return result
 
     def _resume_training(self, saved: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ from typing import Any
 
 import torch
 
+from .checkpoint_checks import dcp_record_diagnostics
 from .compiled import CheckpointError, Compiled, LoadResult
 from .diagnostics import Diagnostic
 
@@ -75,6 +76,9 @@ def load(compiled: Compiled, checkpoint_id, key: str = "optimizer", strict: bool
     import torch.distributed.checkpoint as dcp
 
     record = _read_record(checkpoint_id, key, compiled, options)
+    problems = dcp_record_diagnostics(record)  # before any tensor is read; the rest load_state_dict checks
+    if problems:
+        raise CheckpointError(problems, compiled.source)
     layout = record.pop("layout")
     targets, values = _targets(compiled, record, layout)
     if targets:

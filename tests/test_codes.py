@@ -139,6 +139,21 @@ def _seed_trained(text: str, classes: int = 10):
     return compiled
 
 
+def _edited(text: str, edit):
+    """The seed model's checkpoint under ``text`` after one step, changed in place by ``edit(checkpoint)``."""
+    def make():
+        saved = _seed_trained(text).state_dict()
+        edit(saved)
+        return saved
+    return make
+
+
+def _wrong_grad(saved) -> None:
+    import torch
+
+    saved["training"]["grads"] = {"classifier.weight": torch.zeros(3)}
+
+
 def _loading(checkpoint):
     """A setup for the checkpoint codes (E5xx): compiling the case's spec then loads ``checkpoint()``."""
     def setup(monkeypatch, tmp_path):
@@ -235,6 +250,13 @@ SETUPS = {"E102": _setup_e102, "E221": _setup_e221, "E222": _setup_e222, "E401":
           "E503": _loading(lambda: _seed_trained("optimizer adam", classes=20).state_dict()),
           "E504": _loading(lambda: _seed_trained("optimizer sgd momentum=0.9").state_dict()),
           "E505": _loading(lambda: _seed_trained("group classifier lr=0.1").state_dict()),
+          "E509": _loading(_edited("optimizer adam", lambda s: s["state"]["classifier.weight"].pop("exp_avg"))),
+          "E510": _loading(_edited("schedule cosine 10 steps", lambda s: s["scheduler"].pop("fingerprint"))),
+          "E511": _loading(_edited("optimizer adam", lambda s: s.update(training=None))),
+          "E512": _loading(_edited("optimizer adam", _wrong_grad)),
+          "E513": _loading(_edited("ema 0.999", lambda s: s["training"]["ema"]["averaged"].pop(
+              "module.classifier.weight"))),
+          "E514": _loading(_edited("optimizer adam", lambda s: s.update(spec="optimizer adam"))),
           "E601": _engine(lambda spec: _engines().check_clip(spec, LIGHTNING, "gradient_clip_val", 1.0)),
           "E602": _engine(lambda spec: _engines().check_accumulate(spec, LIGHTNING, "accumulate_grad_batches", 2)),
           "E603": _engine(lambda spec: _engines().check_steppable(spec, "the Hugging Face Trainer"))}
