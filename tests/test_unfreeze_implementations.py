@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import io
 import math
 
 import pytest
@@ -28,7 +29,7 @@ import torch
 from torch import nn
 
 import specopt
-from specopt.implementation import choose_implementation
+from specopt.implementation import choose_implementation, fused_momentum_guard
 from specopt.registry import OPTIMIZERS
 from specopt.targets import load_target
 
@@ -238,3 +239,133 @@ def test_a_joining_layer_trains_like_the_hand_written_loop(name, options, implem
     compiled, ours = _run(spec, name, loop)
     assert compiled.implementation.name == implementation, compiled.implementation.describe()
     _assert_same(ours, _reference(name, tuple(options.items()), implementation, join, warmup))
+
+
+# --- fused SGD in the other loops people run ---------------------------------------------------
+
+SGD = dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)
+SGD_SPEC = _spec("sgd", SGD, "fused", "at step", None)
+
+
+@pytest.mark.parametrize("join, skipped", [("again", (0,)), ("at step", (3,)), ("at step", (0, 3))],
+                         ids=["first step", "first after the join", "both"])
+def test_steps_a_grad_scaler_skips_start_no_momentum(join, skipped):
+    """A skipped step leaves no momentum behind, at the start of the run and right after a join.
+
+    torch's fused SGD allocates the buffers of a group's first step before its
+    kernel, which then skips the update and leaves them uninitialised.
+    """
+    batches = list(range(STEPS))
+    for i in skipped:
+        batches.insert(i, None)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    compiled, ours = _run(_spec("sgd", SGD, "fused", join, None), "sgd", "driver", scaler=scaler, batches=batches)
+    assert compiled.steps == STEPS and scaler.get_scale() == 2.0 ** (10 - len(skipped))
+    _assert_same(ours, _reference("sgd", tuple(SGD.items()), "fused", join, None))
+
+
+def test_a_closure_and_a_clip_see_the_joining_layer_like_the_hand_written_loop():
+    """Under ``step(closure)`` the gradients exist only inside the step; the clip runs before the update."""
+    compiled, ours = _run(SGD_SPEC + "; clip l2 0.05", "sgd", "closure")
+    assert compiled.clipper.attached
+    _assert_same(ours, _reference("sgd", tuple(SGD.items()), "fused", "at step", None, clip=0.05))
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 6])
+def test_a_run_resumed_before_or_after_the_join_is_bitwise_identical(cut):
+    uninterrupted = _run(SGD_SPEC, "sgd", "driver")[1]
+    model = _model("sgd")
+    first = specopt.compile(SGD_SPEC, model, steps_per_epoch=PER_EPOCH)
+    for step in range(cut):
+        first.train_step(_loss(model, "sgd", step))
+    saved = io.BytesIO()
+    torch.save({"model": model.state_dict(), "compiled": first.state_dict()}, saved)
+    saved.seek(0)
+    checkpoint = torch.load(saved, weights_only=False)
+    model = _model("sgd")
+    model.load_state_dict(checkpoint["model"])
+    second = specopt.compile(SGD_SPEC, model, steps_per_epoch=PER_EPOCH)
+    second.load_state_dict(checkpoint["compiled"])
+    for step in range(cut, STEPS):
+        second.train_step(_loss(model, "sgd", step))
+    _assert_same(_weights(model), uninterrupted)
+
+
+def test_fused_sgd_beside_another_optimizer_takes_a_joining_layer():
+    spec = ("optimizer adam lr=0.01; optimizer sgd for ndim==2 lr=0.1 momentum=0.9 dampening=0.1; "
+            "freeze 0; unfreeze 0 at step 2")
+    compiled, ours = _run(spec, "sgd", "driver")
+    assert [i.name for i in compiled.implementations] == ["fused", "fused"]
+    model = _model("sgd")
+    weights = [[getattr(model, k).weight] for k in "02"]
+    biases = [[getattr(model, k).bias] for k in "02"]
+    sgd, adam = dict(lr=0.1, momentum=0.9, dampening=0.1, fused=True), dict(lr=0.01, fused=True)
+    optimizers = [torch.optim.SGD(weights[1], **sgd), torch.optim.Adam(biases[1], **adam)]
+    for p in _layer(model, 0):
+        p.requires_grad_(False)
+    for step in range(STEPS):
+        if step == 2:
+            for p in _layer(model, 0):
+                p.requires_grad_(True)
+            optimizers += [torch.optim.SGD(weights[0], **sgd), torch.optim.Adam(biases[0], **adam)]
+        _loss(model, "sgd", step).backward()
+        for optimizer in optimizers:
+            optimizer.step()
+            optimizer.zero_grad()
+    _assert_same(ours, _weights(model))
+
+
+def test_without_a_place_to_start_momentum_apart_fused_is_not_chosen_for_sgd(monkeypatch):
+    def init_group(self, group, params, grads):  # a torch whose SGD gathers a group's tensors differently
+        raise AssertionError("not called")
+
+    monkeypatch.setattr(torch.optim.SGD, "_init_group", init_group)
+    assert not fused_momentum_guard()
+    chosen = choose_implementation(OPTIMIZERS["sgd"], _layer(_model("sgd"), 0), {})
+    assert chosen.name == "single-tensor" and "join during the run" in chosen.reason
+    assert choose_implementation(OPTIMIZERS["adam"], _layer(_model("adam"), 0), {}).name == "fused"
+
+
+# --- L-BFGS: one group, one history --------------------------------------------------------------
+
+def test_lbfgs_takes_a_joining_layer_like_the_hand_written_loop():
+    """L-BFGS keeps one history over the flat gradient of its one group, frozen parameters counted as zeros."""
+    compiled, ours = _run("optimizer lbfgs max_iter=3; freeze 0; unfreeze 0 at step 2", "lbfgs", "closure")
+    model = _model("lbfgs")
+    optimizer = torch.optim.LBFGS(model.parameters(), max_iter=3)
+    for step in range(STEPS):
+        for p in _layer(model, 0):
+            p.requires_grad_(step >= 2)
+
+        def evaluate(step=step):
+            optimizer.zero_grad()
+            loss = _loss(model, "lbfgs", step)
+            loss.backward()
+            return loss
+
+        optimizer.step(evaluate)
+    _assert_same(ours, _weights(model))
+
+
+# --- on a GPU -----------------------------------------------------------------------------------
+
+CUDA_CASES = [c for c in _cases() if c.values[2] != "single-tensor" and c.values[0] in ("sgd", "adam", "adamw")]
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("warmup", [None, WARMUP], ids=["", "warmup"])
+@pytest.mark.parametrize("join", ["at step", "again"])
+@pytest.mark.parametrize("name, options, implementation", CUDA_CASES)
+def test_on_cuda_a_joining_layer_trains_like_the_hand_written_loop(name, options, implementation, join, warmup):
+    compiled, ours = _run(_spec(name, options, implementation, join, warmup), name, "driver", "cuda")
+    assert compiled.implementation.name == implementation
+    _assert_same(ours, _reference(name, tuple(options.items()), implementation, join, warmup, "cuda"))
+
+
+@pytest.mark.cuda
+def test_on_cuda_steps_a_grad_scaler_skips_start_no_momentum():
+    batches = [None, 0, 1, None, *range(2, STEPS)]
+    compiled, ours = _run(SGD_SPEC, "sgd", "driver", "cuda", torch.amp.GradScaler("cuda", init_scale=2.0**10),
+                          batches)
+    assert compiled.steps == STEPS
+    _assert_same(ours, _reference("sgd", tuple(SGD.items()), "fused", "at step", None, "cuda"))
