@@ -17,25 +17,28 @@ import-path class that takes a ``fused`` argument keeps torch's default, since
 nothing says its fused path computes the same update.
 
 The choice holds for the whole run, also for parameters that join it later
-(``unfreeze ... at``, or one that gets its first gradient late). Each builtin
-keeps its state per parameter and starts it when the parameter first has a
-gradient, so a joining parameter starts as if it had just been added, in
-every implementation but one: torch's fused SGD starts the momentum buffers of
-a param group all at once, on a step where no parameter of the group has one,
-and raises ``TypeError`` when some have one and others not. So every SGD
-optimizer specopt builds gets :class:`FusedMomentumStarts`: on such a step, it
-steps the parameters without a buffer apart, through the same fused kernel
-(as torch steps a group that was just added), and the rest as usual. It also
-keeps a step that a ``GradScaler`` skips from leaving the buffers it would have
-started uninitialised (torch allocates them before the kernel, which then does
-nothing). When this torch's SGD has no place to do that
-(:func:`fused_momentum_guard`), fused is not chosen for SGD automatically.
+(``unfreeze ... at``, or one that first gets a gradient late). Every
+implementation of a builtin skips a parameter whose gradient is ``None``, and
+all but L-BFGS (one implementation, one history over its one group) keep state
+per parameter, started empty at its first step (Adagrad's is made
+at construction, with the same values), so a joining parameter starts as if it
+had just been added to the optimizer: tests/test_unfreeze_implementations.py
+checks that bit for bit against such a hand-written loop. One implementation
+breaks the pattern: torch's fused SGD starts the momentum buffers of a param
+group all at once, on a step where no parameter of the group has one, and
+raises ``TypeError`` when some have one and others not. So every SGD
+optimizer specopt builds gets :class:`FusedMomentumStarts`: on such a step it
+steps the parameters without a buffer apart, through the same fused kernel, as
+torch steps a group that was just added, and the others as usual. It also
+keeps a step that a ``GradScaler`` skips from leaving the buffers torch
+allocates for a first step uninitialised (the kernel then writes nothing).
+Where this torch's SGD offers no place to do that (:func:`fused_momentum_guard`),
+fused is not chosen for SGD automatically.
 """
 
 from __future__ import annotations
 
 import inspect
-
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -145,11 +148,12 @@ class FusedMomentumStarts:
     """Gathers an SGD group's tensors as torch does, then steps apart those without a momentum buffer.
 
     It takes the place of the optimizer's ``_init_group``, which ``step()``
-    calls for each group after any closure and step pre-hooks ran (so it sees
-    the gradients as they will be used: clipped, unscaled). It changes nothing
+    calls for each group after the closure and the step pre-hooks (the clip)
+    ran, so it sees the gradients the kernel will use. It changes nothing
     unless the group is fused with momentum and some parameter with a gradient
-    has no buffer yet while others have one, or the ``GradScaler`` skips a step
-    that would start buffers.
+    has no buffer yet while others have one, or a ``GradScaler`` skips a step
+    that would start buffers (reading its ``found_inf`` then: a device sync,
+    on such steps only).
     """
 
     def __init__(self, optimizer: torch.optim.SGD):

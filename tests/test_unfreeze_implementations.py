@@ -199,10 +199,12 @@ def _spec(name: str, options: dict, implementation: str, join: str, warmup: int 
 def _run(spec: str, name: str, loop: str, device: str = "cpu", scaler=None, batches=None):
     """Train on ``batches`` (0 to 8 by default) in ``loop``, closing an epoch every 3 batches."""
     model = _model(name, device)
-    compiled = specopt.compile(spec, model, steps_per_epoch=PER_EPOCH, scaler=scaler)
+    compiled = specopt.compile(spec, model, steps_per_epoch=PER_EPOCH, scaler=scaler if loop == "driver" else None)
     for i, step in enumerate(range(STEPS) if batches is None else batches):
         if loop == "driver":
             compiled.train_step(_loss(model, name, step))
+        elif scaler is not None:
+            _scaled_step(compiled, model, name, step, scaler)
         else:
             _own_step(compiled, model, name, step, loop == "closure")
         if (i + 1) % PER_EPOCH == 0:
@@ -223,6 +225,16 @@ def _own_step(compiled, model, name: str, step: int, closure: bool) -> None:
         evaluate()
         compiled.optimizer.step()
     compiled.after_step()
+
+
+def _scaled_step(compiled, model, name: str, step: int, scaler) -> None:
+    """A loop of its own with a GradScaler: ``scaler.step`` unscales inside the fused kernel."""
+    compiled.optimizer.zero_grad()
+    scaler.scale(_loss(model, name, step)).backward()
+    before = scaler.get_scale()
+    scaler.step(compiled.optimizer)
+    scaler.update()
+    compiled.after_step(stepped=scaler.get_scale() >= before)
 
 
 # --- the matrix --------------------------------------------------------------------------------
@@ -247,9 +259,10 @@ SGD = dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)
 SGD_SPEC = _spec("sgd", SGD, "fused", "at step", None)
 
 
+@pytest.mark.parametrize("loop", ["driver", "own loop"])
 @pytest.mark.parametrize("join, skipped", [("again", (0,)), ("at step", (3,)), ("at step", (0, 3))],
                          ids=["first step", "first after the join", "both"])
-def test_steps_a_grad_scaler_skips_start_no_momentum(join, skipped):
+def test_steps_a_grad_scaler_skips_start_no_momentum(join, skipped, loop):
     """A skipped step leaves no momentum behind, at the start of the run and right after a join.
 
     torch's fused SGD allocates the buffers of a group's first step before its
@@ -259,7 +272,7 @@ def test_steps_a_grad_scaler_skips_start_no_momentum(join, skipped):
     for i in skipped:
         batches.insert(i, None)
     scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
-    compiled, ours = _run(_spec("sgd", SGD, "fused", join, None), "sgd", "driver", scaler=scaler, batches=batches)
+    compiled, ours = _run(_spec("sgd", SGD, "fused", join, None), "sgd", loop, scaler=scaler, batches=batches)
     assert compiled.steps == STEPS and scaler.get_scale() == 2.0 ** (10 - len(skipped))
     _assert_same(ours, _reference("sgd", tuple(SGD.items()), "fused", join, None))
 
