@@ -55,7 +55,7 @@ SETTINGS = {
 # Builtins outside the matrix, and why; every other builtin must be in SETTINGS.
 ELSEWHERE = {"lbfgs": "one param group and one history over the flat gradient: test_lbfgs_... below"}
 
-# (spec lines, the optimizer steps after which layer 0 trains or not, warmup in steps, steps per epoch needed).
+# The spec's lines, and whether layer 0 trains from a number of optimizer steps done on (3 steps an epoch).
 JOINS = {
     "at step": ("freeze 0; unfreeze 0 at step 2", {0: False, 2: True}),
     "at epoch": ("freeze 0; unfreeze 0 at epoch 1", {0: False, 3: True}),
