@@ -16,7 +16,7 @@ import torch
 from .combined import CombinedOptimizer
 from .diagnostics import Diagnostic, Source, SpecError
 from .extensions import plan_optimizer_info
-from .implementation import Implementation, choose_implementation
+from .implementation import Implementation, choose_implementation, guard_fused_momentum
 from .owners import OptimizerSlot, slot_statements
 from .resolve import Resolution
 from .targets import constructor_defaults, load_target
@@ -111,13 +111,15 @@ def _make_one(resolution: Resolution, slot: OptimizerSlot, groups, cls: type, so
     kwargs.update(pinned)
     kwargs.update(implementation.flags)
     try:
-        return cls(param_groups, **kwargs), implementation
+        optimizer = cls(param_groups, **kwargs)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # an import-path class may raise anything, even SystemExit
         who = "torch" if cls.__module__.startswith("torch.") else f"{cls.__module__}.{cls.__qualname__}"
         raise SpecError([Diagnostic("E404", f"{who} rejected the optimizer: {_describe(exc)}",
                                     stmt.span if stmt else None)], source) from None
+    guard_fused_momentum(optimizer)
+    return optimizer, implementation
 
 
 def _describe(exc: BaseException) -> str:
