@@ -77,7 +77,7 @@ def _load_ramps(driver, saved: dict, resolution) -> None:
     ramps = driver.ramps
     if driver.scheduler is None:
         for group in ramps.active:
-            ramps.param_groups[group]["lr"] = resolution.groups[group].settings["lr"]
+            ramps.param_groups[group]["lr"] = ramps.spec_lr(group, resolution)
     ramps.active.clear()
     for group, ramp in saved.items():
         group = int(group)
