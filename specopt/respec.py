@@ -51,7 +51,7 @@ def _restart_ramps(driver, saved: dict[str, Any], resolution) -> None:
         for group in ramps.active:
             ramps.param_groups[group]["lr"] = ramps.spec_lr(group, resolution)
     ramps.active.clear()
-    started = {n: r["start"] for r in saved["ramps"].values() for n in r.get("params", ())}
+    started = {n: r["start"] for key, r in saved["ramps"].items() for n in _ramped(r, key, ramps.param_groups)}
     flags = saved["requires_grad"]
     length = {e.index: e.ramp for e in board.events}
     for entry in board.entries.values():
@@ -66,6 +66,14 @@ def _restart_ramps(driver, saved: dict[str, Any], resolution) -> None:
             if start is not None:
                 ramps.active[group] = Ramp(int(start), length[decider.index], ramps.param_groups[group]["lr"])
     ramps.apply(driver.steps)
+
+
+def _ramped(saved: dict[str, Any], key, groups: list[dict]) -> list[str]:
+    """The parameters a saved warmup ramps: as it recorded them, else (a checkpoint from before it did)
+    those of the param group at its position now."""
+    if "params" in saved:
+        return list(saved["params"])
+    return list(groups[int(key)]["param_names"]) if 0 <= int(key) < len(groups) else []
 
 
 def _trainability(driver, resolution, flags: dict[str, bool]) -> tuple[dict[str, bool], list[str]]:

@@ -127,8 +127,10 @@ def test_a_warmup_of_the_new_spec_whose_moment_has_come_starts_when_the_paramete
     assert lrs == pytest.approx([0.0, 0.0025, 0.005, 0.0075, 0.01])
 
 
-def test_a_warmup_in_progress_goes_on_when_the_spec_changed_elsewhere():
-    """Saved in the middle of body's warmup; the new spec halves the head's lr: body's warmup continues."""
+@pytest.mark.parametrize("recorded", [True, False])
+def test_a_warmup_in_progress_goes_on_when_the_spec_changed_elsewhere(recorded):
+    """Saved in the middle of body's warmup; the new spec halves the head's lr: body's warmup continues.
+    A checkpoint from before warmups recorded their parameters names them by the group's position."""
     old = "optimizer adamw lr=0.01\nfreeze body\nunfreeze body at step 2 warmup 6 steps\n"
     model = make_net()
     compiled = compile_(old, model)
@@ -141,7 +143,12 @@ def test_a_warmup_in_progress_goes_on_when_the_spec_changed_elsewhere():
     first = compile_(old, model)
     for k in range(4):
         first.train_step(loss_of(model, k))
-    model, resumed, _, _ = load_under(old + "group head lr=x0.5", (model.state_dict(), first.state_dict()))
+    state = first.state_dict()
+    (ramp,) = state["training"]["ramps"].values()
+    assert ramp["params"] == ["body.0.weight", "body.0.bias", "body.2.weight", "body.2.bias"]
+    if not recorded:
+        del ramp["params"]
+    model, resumed, _, _ = load_under(old + "group head lr=x0.5", (model.state_dict(), state))
     group = next(g for g in resumed.optimizer.param_groups if "body.0.weight" in g["param_names"])
     lrs = [group["lr"]]
     for k in range(4, 8):
