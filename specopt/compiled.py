@@ -121,8 +121,8 @@ class Compiled(TrainingLoop):
         Loaded under such a spec, the loop's position is restored, and from it
         this spec's moments and trainability apply (a moment in the past at
         once, one in the future when it comes); the warning says what that
-        changed about trainability. Checkpoints saved before specopt recorded the optimizer are not checked
-        for its kind.
+        changed about trainability. Checkpoints saved before specopt recorded
+        the optimizer are not checked for its kind.
         """
         _check_layout(state, self.source)
         canonical = {n: p.info.name for p in self.resolution.params for n in p.info.names}

@@ -101,7 +101,7 @@ def _trainability(driver, resolution, flags: dict[str, bool]) -> tuple[dict[str,
 
 
 def _why(switches, built: bool, fired: frozenset[int], when: dict[int, str]) -> str:
-    """``trainable in the checkpoint, frozen now (by freeze@2:1); unfreeze@3:1 at epoch 6 is still to come``."""
+    """``trainable in the checkpoint, frozen from now on (by freeze@2:1); still to come: unfreeze@3:1 at epoch 6``."""
     now, decider = state_at(switches, built, fired)
     if decider is None:
         by = "as the model's code built it" if now else "frozen by the model's code"

@@ -64,11 +64,10 @@ def load_training_state(driver, state: dict[str, Any], resolution,
         for name, flag in state["requires_grad"].items():
             if name in tensors and tensors[name].requires_grad != flag:
                 set_requires_grad(tensors[name], flag)
+        _load_ramps(driver, state["ramps"], resolution)
     grads = state.get("grads", {})
     for name, tensor in tensors.items():
         tensor.grad = grads[name].to(tensor.device) if name in grads and tensor.requires_grad else None
-    if not changed:
-        _load_ramps(driver, state["ramps"], resolution)
     apply_modes(driver.norms, driver.board.fired, driver.model)
     if driver.scaler is not None and state.get("scaler") is not None:
         driver.scaler.load_state_dict(state["scaler"])
