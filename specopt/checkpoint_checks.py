@@ -33,6 +33,7 @@ from typing import Any, Mapping
 import torch
 
 from .diagnostics import Diagnostic
+from .provenance import saved_under_another_spec
 from .resume import STATE_FORMAT as TRAINING_FORMAT
 from .resume import _check_fired
 from .scheduler import STATE_FORMAT as SCHEDULE_FORMAT
@@ -59,7 +60,8 @@ def check_checkpoint(state: Mapping[str, Any], compiled, strict: bool) -> list[D
     if compiled.scheduler is not None and isinstance(state.get("scheduler"), Mapping):
         out += schedule_diagnostics(state["scheduler"])
     if compiled.driver is not None and "training" in state:
-        out += training_diagnostics(state["training"], compiled)
+        changed = saved_under_another_spec(state, compiled.resolution.plan)
+        out += training_diagnostics(state["training"], compiled, changed)
     return out + spec_record_diagnostics(state, strict)
 
 
@@ -115,18 +117,22 @@ def _valid_plateau(counters: Any) -> bool:
 
 # --- the loop's state ----------------------------------------------------------------------------
 
-def training_diagnostics(saved: Any, compiled) -> list[Diagnostic]:
-    """E511-E513 (and E501 for fired statements this spec lacks) for the loop's saved state."""
+def training_diagnostics(saved: Any, compiled, changed: bool = False) -> list[Diagnostic]:
+    """E511-E513 (and E501 for fired statements this spec lacks) for the loop's saved state.
+
+    ``changed``: the checkpoint was saved under another spec, whose statements this one's moments replace
+    (:mod:`specopt.respec`), so its fired statements are not this spec's to check.
+    """
     if not isinstance(saved, Mapping) or saved.get("format") != TRAINING_FORMAT:
         what = f"format {saved.get('format')!r}" if isinstance(saved, Mapping) else _what(saved)
         return [Diagnostic("E511", f"the checkpoint's 'training' entry is not a specopt training state ({what}, "
                            f"expected a dict of format {TRAINING_FORMAT!r})", None, LOOP_HINT)]
     driver = compiled.driver
-    problems = _count_problems(saved) + _flag_problems(saved) + _ramp_problems(saved, driver)
+    problems = _count_problems(saved) + _flag_problems(saved) + _ramp_problems(saved, driver, changed)
     problems += _scaler_problems(saved, driver)
     out = [Diagnostic("E511", f"the checkpoint's training state {p}", None, LOOP_HINT) for p in problems]
     if _valid_fired(saved.get("fired")):
-        out += _fired_diagnostics(saved["fired"], compiled.resolution)
+        out += [] if changed else _fired_diagnostics(saved["fired"], compiled.resolution)
     else:
         out.append(Diagnostic("E511", "the checkpoint's training state has 'fired' that is not a list of "
                               "[statement index, kind] pairs", None, LOOP_HINT))
@@ -149,12 +155,17 @@ def _flag_problems(saved: Mapping[str, Any]) -> list[str]:
     return [f"has 'requires_grad' as {_what(flags)}, not a dict of parameter names to True or False"]
 
 
-def _ramp_problems(saved: Mapping[str, Any], driver) -> list[str]:
-    """lr warmups in progress: each names a param group of this optimizer and a start and length that fit."""
+def _ramp_problems(saved: Mapping[str, Any], driver, changed: bool) -> list[str]:
+    """lr warmups in progress: each names a param group of this optimizer and a start and length that fit.
+
+    Under a changed spec a warmup is found by its parameters' names, not its group's position, so any
+    position is fine there (:mod:`specopt.respec`).
+    """
     ramps = saved.get("ramps")
     if not isinstance(ramps, Mapping):
         return [f"has 'ramps' as {_what(ramps)}, not a dict of lr warmups by param group"]
-    count, steps = len(driver.optimizer.param_groups), saved.get("steps")
+    count = math.inf if changed else len(driver.optimizer.param_groups)
+    steps = saved.get("steps")
     found = (_ramp_problem(group, ramp, count, steps) for group, ramp in ramps.items())
     return [problem for problem in found if problem is not None]
 

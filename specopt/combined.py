@@ -7,7 +7,9 @@ itself a ``torch.optim.Optimizer``, so everything that expects one optimizer
 Trainer, Accelerate) works unchanged:
 
 * ``param_groups`` is the list of every part's groups, the same dict objects,
-  so a scheduler that writes ``group["lr"]`` writes into the part;
+  so a scheduler that writes ``group["lr"]`` writes into the part; it is read
+  from the parts each time, because loading a state dict gives a part new
+  group dicts (the scheduler and lr warmups must write into those);
 * ``step(closure)`` runs the closure once, then steps every part; step hooks
   (the clip hook) run once around the whole step, so one total norm is clipped
   over every parameter;
@@ -30,8 +32,21 @@ class CombinedOptimizer(torch.optim.Optimizer):
         params = [p for part in parts for g in part.param_groups for p in g["params"]]
         super().__init__([{"params": params}], {})  # torch's hooks and bookkeeping; the groups come next
         self.parts = list(parts)
-        self.param_groups = [g for part in self.parts for g in part.param_groups]
         self.state = _PartsState(self.parts)  # type: ignore[assignment]
+
+    @property  # type: ignore[override]
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Every part's param groups, in order: the dicts each part steps with now."""
+        parts = self.__dict__.get("parts")
+        if parts is None:  # torch's own constructor, before the parts are set
+            return self.__dict__.setdefault("_constructor_groups", [])
+        return [g for part in parts for g in part.param_groups]
+
+    @param_groups.setter
+    def param_groups(self, groups: list[dict[str, Any]]) -> None:
+        if "parts" in self.__dict__:
+            raise TypeError("the param groups of combined optimizers are their parts' (compiled.optimizers[k])")
+        self.__dict__["_constructor_groups"] = groups
 
     def __repr__(self) -> str:
         return "CombinedOptimizer(" + ", ".join(type(p).__name__ for p in self.parts) + ")"

@@ -12,7 +12,7 @@ from .checkpoint_checks import check_checkpoint
 from .clip import Clipper
 from .diagnostics import Diagnostic, Source, SpecError
 from .implementation import Implementation
-from .provenance import SpecChange, spec_change, spec_record
+from .provenance import SpecChange, saved_under_another_spec, spec_change, spec_record
 from .loop import TrainingLoop
 from .resolve import Resolution
 from .resume import load_training_state, training_state
@@ -119,10 +119,14 @@ class Compiled(TrainingLoop):
         A checkpoint saved under another spec (its recorded plan hashes
         differently) is reported with what changed for which parameters, as
         ``specopt diff`` says it: an error with ``strict`` (E505), else a warning.
-        Checkpoints saved before specopt recorded the optimizer are not checked
-        for its kind. Everything else the checkpoint holds is checked before
-        anything is restored (:mod:`specopt.checkpoint_checks`, E509-E514), so
-        on any error the model, optimizer, scheduler, EMA and loop are unchanged.
+        Loaded under such a spec, the loop's position is restored, and from it
+        this spec's moments and trainability apply (a moment in the past at
+        once, one in the future when it comes); the warning says what that
+        changed about trainability. Checkpoints saved before specopt recorded
+        the optimizer are not checked for its kind. Everything else the
+        checkpoint holds is checked before anything is restored
+        (:mod:`specopt.checkpoint_checks`, E509-E514), so on any error the
+        model, optimizer, scheduler, EMA and loop are unchanged.
         """
         _check_layout(state, self.source)
         canonical = {n: p.info.name for p in self.resolution.params for n in p.info.names}
@@ -149,20 +153,26 @@ class Compiled(TrainingLoop):
         if self.scheduler is not None and "scheduler" in state:
             self._resume_schedule(state["scheduler"])
             result.schedule_restored = True
+        notes: list[str] = []
         if self.driver is not None and "training" in state:
-            self._resume_training(state["training"])
+            changed = saved_under_another_spec(state, self.resolution.plan)
+            result.trainability, notes = self._resume_training(state["training"], changed)
         if not result.complete:
             warnings.warn(result.describe(), CheckpointWarning, stacklevel=2)
         if result.spec_change is not None and not strict:
-            warnings.warn(result.spec_change.describe(), CheckpointWarning, stacklevel=2)
+            warnings.warn("\n".join([result.spec_change.describe(), *notes]), CheckpointWarning, stacklevel=2)
         for note in checked:  # what a non-strict load only reports
             warnings.warn(note.message, CheckpointWarning, stacklevel=2)
         return result
 
-    def _resume_training(self, saved: dict[str, Any]) -> None:
-        """Restore the loop's position (accumulation, fired events, ramps, scaler, EMA); E501 when it cannot fit."""
+    def _resume_training(self, saved: dict[str, Any], changed: bool) -> tuple[dict[str, bool], list[str]]:
+        """Restore the loop's position (accumulation, fired events, ramps, scaler, EMA); E501 when it cannot fit.
+
+        Under a changed spec this spec's moments and trainability apply from that position
+        (:func:`specopt.resume.load_training_state`); returns what that changed about trainability.
+        """
         try:
-            load_training_state(self.driver, saved, self.resolution)
+            return load_training_state(self.driver, saved, self.resolution, changed)
         except (ValueError, KeyError, TypeError) as exc:
             raise CheckpointError([Diagnostic("E501", f"the checkpoint's training state does not fit this spec: "
                                               f"{exc}", None, "resume with the spec the checkpoint was saved "
@@ -248,7 +258,10 @@ class LoadResult:
     ``not_restored``: trained parameters the checkpoint has no state for (they
     start afresh); ``unexpected``: saved names this optimizer does not train.
     ``spec_change``: when the checkpoint was saved under another spec, what
-    changed (:class:`specopt.provenance.SpecChange`), else ``None``.
+    changed (:class:`specopt.provenance.SpecChange`), else ``None``. Then this
+    spec's moments and trainability apply from the saved position on:
+    ``trainability`` maps each parameter whose ``requires_grad`` therefore
+    differs from the checkpoint's to its flag now.
     """
 
     restored: list[str]
@@ -256,6 +269,7 @@ class LoadResult:
     unexpected: list[str]
     schedule_restored: bool = False
     spec_change: "SpecChange | None" = None
+    trainability: dict[str, bool] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:

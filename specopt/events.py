@@ -115,8 +115,14 @@ class Switchboard:
             self._collect(resolution)
 
     def _collect(self, resolution) -> None:
-        """Group the parameters that timed statements select by their switches."""
+        """Group the parameters that timed statements select by their switches.
+
+        An entry's groups are positions in the optimizer's ``param_groups``,
+        which the ramps index: with several optimizers the parts list their
+        groups optimizer by optimizer, not in the resolution's order.
+        """
         tensors = resolution.tensors
+        position = {id(t): k for k, g in enumerate(self.ramps.param_groups) for t in g["params"]}
         for p in resolution.params:
             switches = switches_of(p.touched, resolution.plan) if p.touched else ()
             if not any(s.timed for s in switches):
@@ -125,7 +131,7 @@ class Switchboard:
             entry = self.entries.setdefault(key, _Entry(switches, p.info.requires_grad, [], set()))
             entry.tensors.append(tensors[p.info.name])
             if p.group is not None:
-                entry.groups.add(p.group)
+                entry.groups.add(position[id(tensors[p.info.name])])
 
     def due(self, steps: int, epochs: int) -> list[Event]:
         """The events not fired yet whose moment has come."""
@@ -185,6 +191,10 @@ class Ramps:
     def param_groups(self) -> list[dict]:
         """The optimizer's param groups (looked up each time: loading a state dict replaces them)."""
         return self.optimizer.param_groups
+
+    def spec_lr(self, group: int, resolution) -> Any:
+        """The lr ``resolution`` gives the parameters of param group ``group`` (its position here)."""
+        return resolution.groups[resolution.param(self.param_groups[group]["param_names"][0]).group].settings["lr"]
 
     def start(self, group: int, steps: int, length: float) -> None:
         """Start (or restart) group ``group``'s ramp after ``steps`` optimizer steps."""

@@ -169,4 +169,5 @@ def _scheduled_lrs(compiled: Compiled, training: dict[str, Any]) -> None:
     if compiled.scheduler is not None:
         return  # restoring the scheduler wrote every group's scheduled values
     for group in training.get("ramps", {}):
-        compiled.optimizer.param_groups[int(group)]["lr"] = compiled.resolution.groups[int(group)].settings["lr"]
+        compiled.optimizer.param_groups[int(group)]["lr"] = compiled.driver.ramps.spec_lr(int(group),
+                                                                                          compiled.resolution)

@@ -73,6 +73,12 @@ class SpecChange:
         return Diagnostic("E505", self.headline, None, f"{HINT}; what changed:\n{self.report}")
 
 
+def saved_under_another_spec(state: Mapping[str, Any], plan: Plan) -> bool:
+    """Whether ``state`` records the spec it was saved under, and that spec's plan is not ``plan``."""
+    saved = state.get("spec") if isinstance(state, Mapping) else None
+    return isinstance(saved, Mapping) and isinstance(saved.get("hash"), str) and saved["hash"] != plan_hash(plan)
+
+
 def spec_change(state: Mapping[str, Any], compiled) -> SpecChange | None:
     """What changed between the spec ``state`` was saved under and ``compiled``'s, or ``None``."""
     saved = state.get("spec") if isinstance(state, Mapping) else None
