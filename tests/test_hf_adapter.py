@@ -152,10 +152,10 @@ class Watch(transformers.TrainerCallback):
                           self.model.body[3].weight.requires_grad, [g["lr"] for g in optimizer.param_groups]))
 
 
-def _resumable(tmp_path, spec: str = RESUME_SPEC, resume: str | None = None):
+def _resumable(tmp_path, spec: str = RESUME_SPEC, resume: str | None = None, **options):
     """A run of 2 epochs (6 steps) that saves a checkpoint after every step; resumed from ``resume`` if given."""
     model = _model()
-    trainer = _trainer(model, tmp_path, save_strategy="steps", save_steps=1)
+    trainer = _trainer(model, tmp_path, save_strategy="steps", save_steps=1, **options)
     compiled = hf.attach(trainer, specopt.parse(spec))
     watch = Watch(model)
     trainer.add_callback(watch)
