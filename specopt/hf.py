@@ -141,13 +141,19 @@ class TrainerScheduler:
     loop's step and epoch counts, the ``unfreeze ... at`` that fired, the
     ``requires_grad`` flags, lr warmups in progress and the EMA
     (:mod:`specopt.resume`), so a resumed run continues as the uninterrupted
-    one would have. ``scheduler`` is the spec's (or a constant one).
+    one would have. ``scheduler`` is the spec's (or a constant one); its other
+    attributes (``last_epoch``, ...) read through.
     """
 
     def __init__(self, scheduler, callback: SpecTrainerCallback):
         self.scheduler = scheduler
         self.optimizer = scheduler.optimizer
         self.callback = callback
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("scheduler", "callback", "optimizer"):  # not set yet (while unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.scheduler, name)
 
     def step(self) -> None:
         """One optimizer step of the schedule."""

@@ -110,6 +110,7 @@ def test_without_a_clip_statement_the_trainer_clips_and_says_so(tmp_path, caplog
     assert trainer.args.max_grad_norm == 1.0 and compiled.clipper is None
     constant = trainer.lr_scheduler.scheduler  # inside the scheduler that carries the loop's state in checkpoints
     assert isinstance(constant, torch.optim.lr_scheduler.ConstantLR), "not the Trainer's linear decay"
+    assert trainer.lr_scheduler.last_epoch == constant.last_epoch == 0, "the schedule's attributes read through"
 
 
 def test_another_accumulation_is_e602_and_a_plateau_e603(tmp_path):
