@@ -21,7 +21,8 @@ Accelerate's ``AcceleratedOptimizer`` and returns a :class:`SpecStepper` in
 place of the scheduler. Do not pass ``compiled.scheduler`` to
 ``accelerator.prepare``: its ``AcceleratedScheduler`` steps a scheduler once
 per process for every optimizer step (Accelerate assumes a schedule counted in
-batches of one process), so the schedule would run N times too fast (E603).
+batches of one process), so the schedule would run N times too fast (E603,
+whether ``accelerator.prepare`` got it before :func:`prepare` or after).
 The stepper instead advances the schedule once per optimizer step that
 happened (not while accumulating, not when the GradScaler skipped the step)
 and runs the spec's ``unfreeze ... at``, lr warmups and EMA.
@@ -29,7 +30,8 @@ and runs the spec's ``unfreeze ... at``, lr warmups and EMA.
 Clipping happens once per step, in the spec's hook. With a ``clip``
 statement, calling ``accelerator.clip_grad_norm_`` (or ``clip_grad_value_``)
 on the spec's parameters as well is E601, raised at that call; a spec's
-``accumulate N`` must equal the Accelerator's ``gradient_accumulation_steps`` (E602).
+``accumulate N`` must equal the Accelerator's ``gradient_accumulation_steps`` (E602),
+reported together with a prepared scheduler's E603.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("specopt.accelerate needs Accelerate: pip install 'specopt[accelerate]'") from exc
 
 from .compiled import Compiled
-from .diagnostics import Diagnostic, SpecError
-from .engines import check_accumulate, check_clip, reduce_unmanaged
+from .diagnostics import Diagnostic
+from .engines import accumulate_clash, check_clip, reduce_unmanaged, refuse
 from .spec import Spec
 
 
@@ -54,10 +56,14 @@ def prepare(accelerator: "accelerate.Accelerator", compiled: Compiled, model) ->
     (its DistributedDataParallel wrapper when there are several processes).
     """
     spec = Spec(compiled.resolution.plan, compiled.source)
-    check_accumulate(spec, "the Accelerator", "gradient_accumulation_steps", accelerator.gradient_accumulation_steps)
-    _refuse_prepared_scheduler(accelerator, compiled, spec)
+    clashes = accumulate_clash(spec, "the Accelerator", "gradient_accumulation_steps",
+                               accelerator.gradient_accumulation_steps)
+    if any(getattr(s, "scheduler", None) is compiled.scheduler for s in getattr(accelerator, "_schedulers", ())):
+        clashes += _scheduler_clash(accelerator, compiled)  # it went to accelerator.prepare already
+    refuse(spec, clashes)
     optimizer = accelerator.prepare_optimizer(compiled.optimizer)
     reduce_unmanaged(compiled, model)
+    _guard_scheduler(accelerator, compiled, spec)
     if compiled.clipper is not None:
         for name in ("clip_grad_norm_", "clip_grad_value_"):
             _guard(accelerator, name, compiled, spec)
@@ -96,18 +102,30 @@ class SpecStepper:
         self.compiled.load_state_dict(state)
 
 
-def _refuse_prepared_scheduler(accelerator, compiled: Compiled, spec: Spec) -> None:
-    """E603 when ``accelerator.prepare`` already wrapped the spec's scheduler."""
-    prepared = getattr(accelerator, "_schedulers", ())
-    wrapped = [s for s in prepared if getattr(s, "scheduler", None) is compiled.scheduler]
-    if compiled.scheduler is None or not wrapped:
-        return
-    times = accelerator.num_processes
-    raise SpecError([Diagnostic(
-        "E603", f"accelerator.prepare wrapped the spec's scheduler in an AcceleratedScheduler, which steps it "
-        f"once per process ({times} times) for every optimizer step", compiled.resolution.plan.schedules[0].span,
+def _scheduler_clash(accelerator, compiled: Compiled) -> list[Diagnostic]:
+    """E603: the spec's scheduler went to ``accelerator.prepare``, before or after :func:`prepare`."""
+    if compiled.scheduler is None:
+        return []
+    return [Diagnostic(
+        "E603", f"the spec's scheduler went to accelerator.prepare, whose AcceleratedScheduler steps it once per "
+        f"process ({accelerator.num_processes} times) for every optimizer step",
+        compiled.resolution.plan.schedules[0].span,
         "leave compiled.scheduler out of accelerator.prepare: the stepper specopt.accelerate.prepare returns "
-        "steps it once per optimizer step")], spec.source)
+        "steps it once per optimizer step")]
+
+
+def _guard_scheduler(accelerator, compiled: Compiled, spec: Spec) -> None:
+    """Make ``accelerator.prepare`` (and ``prepare_scheduler``) refuse the spec's scheduler later on (E603);
+    this instance only."""
+    original = accelerator.prepare_scheduler
+
+    def guarded(scheduler, *args, **kwargs):
+        if compiled.scheduler is not None and scheduler is compiled.scheduler:
+            refuse(spec, _scheduler_clash(accelerator, compiled))
+        return original(scheduler, *args, **kwargs)
+
+    guarded.__doc__ = original.__doc__
+    accelerator.prepare_scheduler = guarded
 
 
 def _guard(accelerator, name: str, compiled: Compiled, spec: Spec) -> None:

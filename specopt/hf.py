@@ -16,6 +16,14 @@ epoch). A spec without a schedule gets a scheduler that leaves the lr alone,
 since the Trainer would otherwise make its own linear decay. A callback runs
 what follows each step and epoch (``unfreeze ... at``, lr warmups, the EMA).
 
+The Trainer saves the scheduler's state in each checkpoint folder
+(``scheduler.pt``), and the scheduler it holds (:class:`TrainerScheduler`)
+puts the loop's state there too: step and epoch counts, which timed
+statements fired, ``requires_grad`` flags, lr warmups and the EMA.
+``trainer.train(resume_from_checkpoint=...)`` restores it with the optimizer
+and the schedule, so a resumed run continues bit for bit as the uninterrupted
+one (under the spec it was saved with: another is E505).
+
 Clipping happens once per step. ``TrainingArguments.max_grad_norm`` is 1.0
 unless set otherwise, so rather than refuse every spec that clips, the spec
 wins: with a ``clip`` statement, ``max_grad_norm`` is set to 0 and the spec's
@@ -24,13 +32,14 @@ Trainer's Accelerate unscales before stepping); without one, the Trainer
 clips at ``max_grad_norm``. Either way a log line says which. The Trainer
 accumulates gradients itself: a spec's ``accumulate N`` must equal
 ``gradient_accumulation_steps`` (E602), and a ``plateau`` phase, which waits
-for a metric the Trainer never passes, is E603.
+for a metric the Trainer never passes, is E603; both are reported together.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import warnings
 from typing import Any
 
 try:
@@ -40,33 +49,40 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 
 import torch
 
-from .compiled import Compiled
-from .engines import check_accumulate, check_steppable, compile_for, reduce_unmanaged
+from .compiled import CheckpointWarning, Compiled
+from .engines import (accumulate_clash, check_same_spec, compile_for, plateau_clash, reduce_unmanaged, refuse,
+                      restore_loop)
+from .provenance import spec_record
 from .report import format_value
+from .resume import training_state
 from .spec import Spec
 
 log = logging.getLogger("specopt")
+ENGINE = "the Hugging Face Trainer"
+STATE_FORMAT = "specopt.hf/1"
 
 
 def attach(trainer, spec: Spec, **options: Any) -> Compiled:
     """Compile ``spec`` for ``trainer`` and give it the optimizer, scheduler and a callback; before ``train()``.
 
     ``options`` go to :meth:`Spec.compile` (``epochs``, ``steps``,
-    ``steps_per_epoch``); by default they are the Trainer's.
+    ``steps_per_epoch``); by default they are the Trainer's. Every clash with
+    the Trainer's settings (E602, E603) is reported at once.
     """
     args = trainer.args
-    engine = "the Hugging Face Trainer"
-    check_accumulate(spec, engine, "gradient_accumulation_steps", args.gradient_accumulation_steps)
-    check_steppable(spec, engine)
     timing = _timing(trainer)
     if "epochs" in options or "steps" in options:
         timing.pop("steps", None)
-    compiled = compile_for(spec, trainer.model, {**timing, **options}, unit="step")
+    options = {**timing, **options}
+    clashes = accumulate_clash(spec, ENGINE, "gradient_accumulation_steps", args.gradient_accumulation_steps)
+    refuse(spec, clashes + plateau_clash(spec, ENGINE), trainer.model, options)
+    compiled = compile_for(spec, trainer.model, options, unit="step")
     _settle_clipping(spec, args)
     compiled.driver.follow_schedule()
+    callback = SpecTrainerCallback(trainer, compiled)
     scheduler = compiled.scheduler or torch.optim.lr_scheduler.ConstantLR(compiled.optimizer, 1.0, total_iters=0)
-    trainer.optimizer, trainer.lr_scheduler = compiled.optimizer, scheduler
-    trainer.add_callback(SpecTrainerCallback(trainer, compiled))
+    trainer.optimizer, trainer.lr_scheduler = compiled.optimizer, TrainerScheduler(scheduler, callback)
+    trainer.add_callback(callback)
     return compiled
 
 
@@ -77,12 +93,35 @@ class SpecTrainerCallback(transformers.TrainerCallback):
         self.trainer = trainer
         self.compiled = compiled
         self._wrapped = False
+        self._resumed: str | None = None  # "loop", or "schedule" from a checkpoint without the loop's state
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        """Once the Trainer wrapped the model: average what DDP does not (:func:`specopt.engines.reduce_unmanaged`)."""
+    def wrapped(self) -> None:
+        """Once the Trainer wrapped the model, and before a resume changes any ``requires_grad``: average what
+        DDP does not (:func:`specopt.engines.reduce_unmanaged`)."""
         if not self._wrapped:
             reduce_unmanaged(self.compiled, self.trainer.model_wrapped)
             self._wrapped = True
+
+    def resume(self, training: dict[str, Any] | None) -> None:
+        """Continue the loop from a checkpoint's training state; ``None`` when the checkpoint has none."""
+        self.wrapped()
+        if training is not None:
+            restore_loop(self.compiled, training)
+        self._resumed = "loop" if training is not None else "schedule"
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        """Average what DDP does not. After a resume, close the epoch that a checkpoint saved on its last step
+        left open (the Trainer goes on with the next epoch and never ends that one), or warn that the
+        checkpoint had no loop state (here: the Trainer drops a single warning raised while it loads)."""
+        self.wrapped()
+        resumed, self._resumed = self._resumed, None
+        if resumed == "schedule":
+            warnings.warn("the checkpoint holds no specopt loop state (saved by an older specopt.hf): the schedule "
+                          "continues, but the step count, timed unfreezes, lr warmups and the EMA start over",
+                          CheckpointWarning, stacklevel=2)
+        elif resumed == "loop":
+            for _ in range(int(state.epoch or 0) - self.compiled.epochs):
+                self.compiled.end_epoch()
 
     def on_step_end(self, args, state, control, **kwargs):
         """After an optimizer step (the Trainer stepped the scheduler unless the step was skipped)."""
@@ -91,6 +130,59 @@ class SpecTrainerCallback(transformers.TrainerCallback):
     def on_epoch_end(self, args, state, control, **kwargs):
         """Epoch events (``at epoch N``)."""
         self.compiled.end_epoch()
+
+
+class TrainerScheduler:
+    """The scheduler the Trainer holds: it steps the spec's schedule, and its state carries the loop's.
+
+    The Trainer saves ``state_dict()`` in each checkpoint folder
+    (``scheduler.pt``) and loads it on ``train(resume_from_checkpoint=...)``
+    right after the optimizer's state. With the schedule's position come the
+    loop's step and epoch counts, the ``unfreeze ... at`` that fired, the
+    ``requires_grad`` flags, lr warmups in progress and the EMA
+    (:mod:`specopt.resume`), so a resumed run continues as the uninterrupted
+    one would have. ``scheduler`` is the spec's (or a constant one); its other
+    attributes (``last_epoch``, ...) read through.
+    """
+
+    def __init__(self, scheduler, callback: SpecTrainerCallback):
+        self.scheduler = scheduler
+        self.optimizer = scheduler.optimizer
+        self.callback = callback
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("scheduler", "callback", "optimizer"):  # not set yet (while unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.scheduler, name)
+
+    def step(self) -> None:
+        """One optimizer step of the schedule."""
+        self.scheduler.step()
+
+    def get_last_lr(self) -> list[float]:
+        """Each group's lr after the last step, as the Trainer logs it."""
+        return self.scheduler.get_last_lr()
+
+    def state_dict(self) -> dict[str, Any]:
+        """The schedule's state, the loop's (:func:`specopt.resume.training_state`) and the spec's record."""
+        compiled = self.callback.compiled
+        return {"format": STATE_FORMAT, "scheduler": self.scheduler.state_dict(),
+                "training": training_state(compiled.driver, compiled.resolution),
+                "spec": spec_record(compiled.resolution.plan, compiled.source)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`'s data: E505 when saved under another spec, E501 when it does not fit.
+
+        A checkpoint saved before specopt kept the loop's state here holds the
+        schedule alone: it is restored, and when training begins a warning says what starts over.
+        """
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            self.scheduler.load_state_dict(state)
+            self.callback.resume(None)
+            return
+        check_same_spec(self.callback.compiled, state, ENGINE)
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.callback.resume(state.get("training") or {})
 
 
 def _timing(trainer) -> dict[str, Any]:

@@ -25,6 +25,7 @@ Clipping happens once per step, by the spec's clip hook inside
 the two would clip twice with two maxima, so specopt does not pick one
 silently. Likewise Lightning accumulates gradients itself: a spec's
 ``accumulate N`` must equal ``Trainer(accumulate_grad_batches=N)`` (E602).
+Both are reported together, with what checking the spec against the module finds.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("specopt.lightning needs PyTorch Lightning: pip install 'specopt[lightning]'") from exc
 
 from .compiled import CheckpointError, Compiled
-from .engines import check_accumulate, check_clip, compile_for, reduce_unmanaged
+from .engines import accumulate_clash, clip_clash, compile_for, reduce_unmanaged, refuse
 from .provenance import SpecChange, plan_hash, spec_record
 from .resume import load_training_state, training_state
 from .spec import Spec, load
@@ -71,9 +72,11 @@ class SpecCallback(pl.Callback):
         for part in self.module.split(".") if self.module else ():
             target = getattr(target, part)
         engine = "the Lightning Trainer"
-        check_clip(self.spec, engine, "gradient_clip_val", trainer.gradient_clip_val or None)
-        check_accumulate(self.spec, engine, "accumulate_grad_batches", trainer.accumulate_grad_batches)
-        self.compiled = compile_for(self.spec, target, _timing(trainer, self.options), unit=None)
+        options = _timing(trainer, self.options)
+        clashes = clip_clash(self.spec, engine, "gradient_clip_val", trainer.gradient_clip_val or None)
+        clashes += accumulate_clash(self.spec, engine, "accumulate_grad_batches", trainer.accumulate_grad_batches)
+        refuse(self.spec, clashes, target, options)
+        self.compiled = compile_for(self.spec, target, options, unit=None)
         self.compiled.driver.follow_schedule()
         self.compiled.optimizer.register_step_post_hook(self._mark)
 

@@ -122,3 +122,27 @@ def test_a_prepared_scheduler_is_e603_and_another_accumulation_e602():
     with pytest.raises(specopt.SpecError, match=r"gradient_accumulation_steps=2.*\[E602\]"):
         model = net()
         adapter.prepare(accelerator, specopt.compile("accumulate 3", model), model)
+
+
+def test_the_scheduler_prepared_after_specopt_is_e603_too():
+    accelerator = accelerate.Accelerator(cpu=True, gradient_accumulation_steps=2)
+    model = net()
+    compiled = specopt.compile(SPEC, model, steps_per_epoch=6)
+    adapter.prepare(accelerator, compiled, model)
+    with pytest.raises(specopt.SpecError, match=r"steps it once per process \(1 times\).*\[E603\]"):
+        accelerator.prepare(compiled.scheduler)
+    with pytest.raises(specopt.SpecError, match=r"\[E603\]"):
+        accelerator.prepare_scheduler(compiled.scheduler)
+    assert not accelerator._schedulers, "nothing was wrapped"
+    other = torch.optim.lr_scheduler.StepLR(torch.optim.SGD(torch.nn.Linear(2, 2).parameters(), lr=0.1), 1)
+    assert accelerator.prepare(other).scheduler is other, "other schedulers still prepare"
+
+
+def test_a_prepared_scheduler_and_another_accumulation_come_in_one_round():
+    accelerator = accelerate.Accelerator(cpu=True, gradient_accumulation_steps=4)
+    model = net()
+    compiled = specopt.compile(SPEC, model, steps_per_epoch=6)
+    accelerator.prepare(compiled.scheduler)
+    with pytest.raises(specopt.SpecError) as caught:
+        adapter.prepare(accelerator, compiled, model)
+    assert [d.code for d in caught.value.diagnostics] == ["E602", "E603"]

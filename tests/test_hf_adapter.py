@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import specopt
+from specopt.compiled import CheckpointWarning
 from peers import peer
 from test_ddp_ranks import Net
 
@@ -52,10 +53,11 @@ class InOrder(transformers.Trainer):
 
 
 def _trainer(model, tmp_path, **options) -> "transformers.Trainer":
+    options = {"per_device_train_batch_size": BATCH, "save_strategy": "no", **options}
     args = transformers.TrainingArguments(
-        output_dir=str(tmp_path), per_device_train_batch_size=BATCH, gradient_accumulation_steps=2,
-        num_train_epochs=EPOCHS, use_cpu=True, report_to="none", save_strategy="no", logging_strategy="no",
-        disable_tqdm=True, remove_unused_columns=False, dataloader_num_workers=0, **options)
+        output_dir=str(tmp_path), gradient_accumulation_steps=2, num_train_epochs=EPOCHS, use_cpu=True,
+        report_to="none", logging_strategy="no", disable_tqdm=True, remove_unused_columns=False,
+        dataloader_num_workers=0, **options)
     return InOrder(model=model, args=args, train_dataset=_samples())
 
 
@@ -106,7 +108,9 @@ def test_without_a_clip_statement_the_trainer_clips_and_says_so(tmp_path, caplog
         compiled = hf.attach(trainer, specopt.parse("optimizer sgd lr=0.1\naccumulate 2"))
     assert "the spec has no clip statement; the Trainer clips at max_grad_norm=1" in caplog.text
     assert trainer.args.max_grad_norm == 1.0 and compiled.clipper is None
-    assert isinstance(trainer.lr_scheduler, torch.optim.lr_scheduler.ConstantLR), "not the Trainer's linear decay"
+    constant = trainer.lr_scheduler.scheduler  # inside the scheduler that carries the loop's state in checkpoints
+    assert isinstance(constant, torch.optim.lr_scheduler.ConstantLR), "not the Trainer's linear decay"
+    assert trainer.lr_scheduler.last_epoch == constant.last_epoch == 0, "the schedule's attributes read through"
 
 
 def test_another_accumulation_is_e602_and_a_plateau_e603(tmp_path):
@@ -114,3 +118,76 @@ def test_another_accumulation_is_e602_and_a_plateau_e603(tmp_path):
         hf.attach(_trainer(_model(), tmp_path), specopt.parse("accumulate 4"))
     with pytest.raises(specopt.SpecError, match=r"plateau phase waits for a metric.*\[E603\]"):
         hf.attach(_trainer(_model(), tmp_path), specopt.parse("schedule cosine 1 epochs then plateau"))
+
+
+def test_every_clash_and_spec_error_comes_in_one_round(tmp_path):
+    model = _model()
+    with pytest.raises(specopt.SpecError) as caught:
+        hf.attach(_trainer(model, tmp_path), specopt.parse("accumulate 4\nfreeze nothing.*\n"
+                                                           "schedule cosine 1 epochs then plateau"))
+    assert [d.code for d in caught.value.diagnostics] == ["E602", "E301", "E603"]
+    assert all(p.requires_grad for p in model.parameters()), "nothing was built or frozen"
+
+
+RESUME_SPEC = """optimizer adamw lr=0.05 weight_decay=0.01
+freeze body.0
+freeze body.3
+unfreeze body.0 at step 2 warmup 2 steps
+unfreeze body.3 at epoch 1
+group head lr=x0.5
+clip l2 0.5
+accumulate 2
+schedule warmup 2 steps then cosine 6 steps to x0.1
+ema 0.5
+"""
+
+
+class Watch(transformers.TrainerCallback):
+    """Records, before each optimizer step, the global step, which blocks train and each group's lr."""
+
+    def __init__(self, model):
+        self.model, self.seen = model, []
+
+    def on_step_begin(self, args, state, control, optimizer=None, **kwargs):
+        self.seen.append((state.global_step, self.model.body[0].weight.requires_grad,
+                          self.model.body[3].weight.requires_grad, [g["lr"] for g in optimizer.param_groups]))
+
+
+def _resumable(tmp_path, spec: str = RESUME_SPEC, resume: str | None = None, **options):
+    """A run of 2 epochs (6 steps) that saves a checkpoint after every step; resumed from ``resume`` if given."""
+    model = _model()
+    trainer = _trainer(model, tmp_path, save_strategy="steps", save_steps=1, **options)
+    compiled = hf.attach(trainer, specopt.parse(spec))
+    watch = Watch(model)
+    trainer.add_callback(watch)
+    trainer.train(resume_from_checkpoint=resume)
+    return model, compiled, watch.seen
+
+
+def test_a_resumed_trainer_continues_the_loop_bit_for_bit(tmp_path):
+    model, compiled, seen = _resumable(tmp_path / "run")
+    assert [flags for _, *flags, _ in seen] == [[False, False]] * 2 + [[True, False]] + [[True, True]] * 3
+    for cut in range(1, 6):
+        again, resumed, after = _resumable(tmp_path / f"from{cut}", resume=str(tmp_path / "run" / f"checkpoint-{cut}"))
+        assert after == seen[cut:], f"cut at step {cut}: the same global steps, trainability and lrs"
+        assert (resumed.steps, resumed.epochs) == (compiled.steps, compiled.epochs) == (6, 2)
+        for name, param in model.named_parameters():
+            assert torch.equal(again.get_parameter(name), param), f"cut at step {cut}: {name}"
+        for ema, reference in zip(resumed.ema.parameters(), compiled.ema.parameters()):
+            assert torch.equal(ema, reference), f"cut at step {cut}: the EMA"
+
+
+def test_resuming_under_another_spec_is_e505(tmp_path):
+    _resumable(tmp_path / "run")
+    with pytest.raises(specopt.SpecError, match=r"(?s)saved under another spec.*\[E505\].*by position.*head.weight"):
+        _resumable(tmp_path / "other", spec=RESUME_SPEC.replace("x0.5\n", "x0.25\n"),
+                   resume=str(tmp_path / "run" / "checkpoint-3"))
+
+
+def test_a_checkpoint_without_the_loop_state_says_what_starts_over(tmp_path):
+    _resumable(tmp_path / "run")
+    folder = tmp_path / "run" / "checkpoint-3"
+    torch.save(torch.load(folder / "scheduler.pt")["scheduler"], folder / "scheduler.pt")  # as older specopt.hf saved
+    with pytest.warns(CheckpointWarning, match="no specopt loop state.*step count.*EMA start over"):
+        _, compiled, seen = _resumable(tmp_path / "old", resume=str(folder))
+    assert compiled.steps == 3 and seen[0][0] == 3, "the schedule and the Trainer continue; the loop's count restarted"

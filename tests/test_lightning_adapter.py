@@ -112,6 +112,15 @@ def test_a_trainer_that_accumulates_otherwise_is_e602():
         _fit(_trainer(_callback(), accumulate_grad_batches=4), Regressor())
 
 
+def test_every_clash_comes_in_one_round():
+    module = Regressor()
+    callback = adapter.SpecCallback(specopt.parse(SPEC + "freeze nothing.*\n"), module="model")
+    with pytest.raises(specopt.SpecError) as caught:
+        _fit(_trainer(callback, gradient_clip_val=1.0, accumulate_grad_batches=4), module)
+    assert [d.code for d in caught.value.diagnostics] == ["E601", "E602", "E301"]
+    assert all(p.requires_grad for p in module.parameters()), "nothing was built or frozen"
+
+
 def test_a_run_resumed_from_a_lightning_checkpoint_keeps_the_unfrozen_block(tmp_path):
     callback, module = _callback(), Regressor()
     first = _trainer(callback, max_epochs=1)
