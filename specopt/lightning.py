@@ -39,6 +39,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("specopt.lightning needs PyTorch Lightning: pip install 'specopt[lightning]'") from exc
 
+from .checkpoint_checks import spec_record_diagnostics, training_diagnostics
 from .compiled import CheckpointError, Compiled
 from .engines import accumulate_clash, clip_clash, compile_for, reduce_unmanaged, refuse
 from .provenance import SpecChange, plan_hash, spec_record
@@ -119,10 +120,22 @@ class SpecCallback(pl.Callback):
         if self._pending is None:
             return
         state, self._pending = self._pending, None
+        _check_loop_state(self.compiled, state)
         _check_same_spec(self.compiled, state.get("spec"))
         _scheduled_lrs(self.compiled, state["training"])
         load_training_state(self.compiled.driver, state["training"], self.compiled.resolution)
         self.compiled.driver.follow_schedule()
+
+
+def _check_loop_state(compiled: Compiled, state: dict[str, Any]) -> None:
+    """The saved loop state and spec record, checked as ``compiled.load_state_dict`` checks them (E511-E514).
+
+    Lightning has restored the model and the optimizer by now; the loop itself is still untouched on error.
+    """
+    found = spec_record_diagnostics(state, True) + training_diagnostics(state.get("training"), compiled)
+    problems = [d for d in found if d.severity == "error"]
+    if problems:
+        raise CheckpointError(problems, compiled.source)
 
 
 def configure_optimizers(pl_module) -> dict[str, Any]:

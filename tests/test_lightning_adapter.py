@@ -152,3 +152,25 @@ def test_resuming_under_another_spec_is_e505(tmp_path):
     other = adapter.SpecCallback(specopt.parse(SPEC.replace("x0.5\n", "x0.25\n")), module="model")
     with pytest.raises(specopt.SpecError, match=r"saved under another spec.*\[E505\]"):
         _fit(_trainer(other), Regressor(), ckpt_path=tmp_path / "epoch1.ckpt")
+
+
+@pytest.mark.parametrize("damage, code", [
+    (lambda s: s.update(training=None), "E511"),
+    (lambda s: s["training"].update(requires_grad=[True, False]), "E511"),
+    (lambda s: s["training"].update(grads={"body.0.weight": torch.zeros(1)}), "E512"),
+    (lambda s: s.update(spec={"name": "x"}), "E514"),
+])
+def test_a_malformed_loop_state_in_a_lightning_checkpoint_is_a_coded_error(tmp_path, damage, code):
+    callback, module = _callback(), Regressor()
+    first = _trainer(callback, max_epochs=1)
+    _fit(first, module)
+    first.save_checkpoint(tmp_path / "epoch1.ckpt")
+    checkpoint = torch.load(tmp_path / "epoch1.ckpt", weights_only=False)
+    key = next(k for k in checkpoint["callbacks"] if "SpecCallback" in k)
+    damage(checkpoint["callbacks"][key])
+    torch.save(checkpoint, tmp_path / "damaged.ckpt")
+    resumed = _callback()
+    with pytest.raises(specopt.SpecError) as caught:
+        _fit(_trainer(resumed), Regressor(), ckpt_path=tmp_path / "damaged.ckpt")
+    assert code in [d.code for d in caught.value.diagnostics]
+    assert resumed.compiled.steps == 0, "the loop's position was not restored"
