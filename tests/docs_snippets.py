@@ -188,8 +188,9 @@ def inside(folder: Path):
         os.chdir(before)
         sys.path[:] = path
         for name in set(sys.modules) - modules:
-            origin = getattr(sys.modules[name], "__file__", None) or ""
-            if origin.startswith(str(folder)):
+            module = sys.modules[name]
+            places = [getattr(module, "__file__", None) or "", *(getattr(module, "__path__", None) or [])]
+            if any(str(place).startswith(str(folder)) for place in places):
                 del sys.modules[name]
 
 

@@ -12,9 +12,9 @@ import json
 import pytest
 
 import specopt
-from docs_snippets import (LINKED_PAGES, ROOT, SNIPPET_PAGES, Block, broken_links, command_problems, forget_framework_state, inside, missing_libraries,
-                           page_marks, read_blocks, read_tables, run_console, run_python, same_text, scratch,
-                           syntax_problems)
+from docs_snippets import (LINKED_PAGES, ROOT, SNIPPET_PAGES, broken_links, command_problems, forget_framework_state,
+                           inside, missing_libraries, page_marks, read_blocks, read_tables, run_console, run_python,
+                           same_text, scratch, syntax_problems)
 from specopt.diagnostics import render_all
 from specopt.modelref import load_model
 from specopt.report import format_value
@@ -175,41 +175,43 @@ def _network():
     return load_model(page_marks("docs/language.md")["default model"])
 
 
-@pytest.mark.parametrize("table", [t for t in LANGUAGE_TABLES if t.header[0] == "parameter" and "state" not in t.header],
-                         ids=lambda t: f"docs/language.md:{t.line}")
+def _tables(*header: str, then: str | None = None):
+    """The tables whose header starts with ``header`` (and goes on with ``then``, or anything but ``state``)."""
+    chosen = [t for t in LANGUAGE_TABLES if t.header[:len(header)] == list(header)
+              and (t.header[len(header)] == then if then else t.header[len(header)] != "state")]
+    return pytest.mark.parametrize("table", chosen, ids=lambda t: f"docs/language.md:{t.line}")
+
+
+@_tables("parameter")
 def test_selector_tables_mark_what_each_selector_selects(table):
     model = _network()
+    assert [row[0] for row in table.rows] == [name for name, _ in model.named_parameters()]
     for column, selector in enumerate(table.header[1:], start=1):
         try:
             params = specopt.parse(f"group {selector} lr=0.5").resolve(model).params
             selected = {p.info.name for p in params if p.settings["lr"].value == 0.5}
-        except specopt.SpecError:
+        except specopt.SpecError:  # selects nothing
             selected = set()
         shown = {row[0] for row in table.rows if row[column] == "✓"}
         assert shown == selected, f"docs/language.md:{table.line}: column {selector!r}"
-        assert {row[0] for row in table.rows} == {p.info.name for p in params}
 
 
-@pytest.mark.parametrize("table", [t for t in LANGUAGE_TABLES if t.header[:2] == ["parameter", "state"]],
-                         ids=lambda t: f"docs/language.md:{t.line}")
+@_tables("parameter", then="state")
 def test_assignment_tables_show_what_the_spec_above_assigns(table):
     resolution = specopt.parse(_spec_before(table.line)).resolve(_network())
-    groups = resolution.groups
     for row in table.rows:
         param = resolution.param(row[0])
-        state = f"frozen by {param.frozen_by.label}" if param.frozen else "trained"
-        keys = [dict(zip(table.header, row))[key] for key in table.header[2:-1]]
-        values = ["–" if param.frozen else f"{format_value(param.settings[k].value)} ({param.settings[k].origin.label})"
-                  for k in table.header[2:-1]]
-        group = "–" if param.frozen else f"[{param.group}] {groups[param.group].name}"
-        assert [row[1], *keys, row[-1]] == [state, *values, group], f"docs/language.md:{table.line}: {row[0]}"
+        if param.frozen:
+            assert row[1:] == [f"frozen by {param.frozen_by.label}"] + ["–"] * (len(row) - 2), row[0]
+            continue
+        settings = [param.settings[key] for key in table.header[2:-1]]
+        assert row[1:] == ["trained", *(f"{format_value(s.value)} ({s.origin.label})" for s in settings),
+                           f"[{param.group}] {resolution.groups[param.group].name}"], row[0]
 
 
-@pytest.mark.parametrize("table", [t for t in LANGUAGE_TABLES if t.header[:2] == ["#", "name"]],
-                         ids=lambda t: f"docs/language.md:{t.line}")
+@_tables("#", "name")
 def test_param_group_tables_show_the_groups_the_spec_above_makes(table):
     groups = specopt.compile(_spec_before(table.line), _network()).optimizer.param_groups
-    shown = [[row[0], row[1], *row[2:-1], row[-1]] for row in table.rows]
     made = [[str(k), g["name"], *(format_value(g[key]) for key in table.header[2:-1]), ", ".join(g["param_names"])]
             for k, g in enumerate(groups)]
-    assert shown == made, f"docs/language.md:{table.line}"
+    assert table.rows == made
