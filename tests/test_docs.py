@@ -8,6 +8,7 @@ and every relative link of the README and of ``docs/`` leads to a file and headi
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -215,3 +216,11 @@ def test_param_group_tables_show_the_groups_the_spec_above_makes(table):
     made = [[str(k), g["name"], *(format_value(g[key]) for key in table.header[2:-1]), ", ".join(g["param_names"])]
             for k, g in enumerate(groups)]
     assert table.rows == made
+
+
+@pytest.mark.parametrize("page", SNIPPET_PAGES)
+def test_every_code_a_page_names_is_in_the_catalogue(page):
+    from specopt.codes import CATALOGUE
+
+    named = set(re.findall(r"\b[EW]\d{3}\b", (ROOT / page).read_text(encoding="utf-8")))
+    assert not named - set(CATALOGUE), f"{page} names codes specopt does not have: {sorted(named - set(CATALOGUE))}"
