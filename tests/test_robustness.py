@@ -226,9 +226,11 @@ def test_help_of_commands_with_a_model_says_that_it_runs_code(command):
     assert out.returncode == 0 and "imports that module, which runs its code" in text
 
 
-def test_readme_says_that_model_runs_code():
+def test_the_docs_say_that_model_runs_code():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("## Command line"):readme.index("### Why does a parameter")]
+    assert "**`--model` runs your code**" in readme
+    cli = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = cli[cli.index("## The model: `--model`"):cli.index("## Options for schedules")]
     assert "`--model` runs your\ncode" in section and "current directory comes first" in section
 
 
