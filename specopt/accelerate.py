@@ -89,9 +89,9 @@ class SpecStepper:
             return
         self.compiled.after_step(not self.optimizer.step_was_skipped)
 
-    def end_epoch(self) -> None:
-        """Close an epoch: epoch-unit schedules and ``at epoch N`` events."""
-        self.compiled.end_epoch()
+    def end_epoch(self, metric=None) -> None:
+        """Close an epoch: epoch-unit schedules, a ``plateau`` phase's ``metric`` and ``at epoch N`` events."""
+        self.compiled.end_epoch(metric)
 
     def state_dict(self) -> dict[str, Any]:
         """``compiled.state_dict()``."""

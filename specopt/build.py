@@ -63,7 +63,7 @@ def build(resolution: Resolution, classes: list[type], source: Source | None = N
     plan = resolution.plan
     timing = timing or plan_timing(plan)
     progs = programs(plan, timing, source)
-    check_ranges(progs, plan, resolution.groups, [s.info for s in resolution.slots], source)
+    check_ranges(progs, plan, resolution.groups, [s.info for s in resolution.slots], source, timing)
     events = compile_events(plan, timing, source)
     _check_scaler(scaler)
     device = devices.target(plan, source)
@@ -120,7 +120,7 @@ def _make_scheduler(plan: Plan, optimizer: torch.optim.Optimizer, progs, timing:
     if not progs:
         return None
     try:
-        return SpecScheduler(optimizer, progs, timing.unit)
+        return SpecScheduler(optimizer, progs, timing.unit, timing.run, timing.steps_per_epoch)
     except ValueError as exc:  # the plan's checks catch what they can see without the built groups
         raise SpecError([Diagnostic("E219", f"the schedule cannot run on this optimizer: {exc}",
                                     plan.schedules[0].span)], source) from None

@@ -222,6 +222,7 @@ def _compile(args) -> int:
     from .report import assignment_json, describe_clip, describe_schedule, tensor_count, text_report
     from .norms import norm_layers
     from .report_training import loop_lines, over_the_run, training_report
+    from .timing import check_schedules
 
     _check_summary_args(args)
     if args.meta and args.summary:
@@ -229,8 +230,9 @@ def _compile(args) -> int:
     spec, model = _load_with_model(args.spec, args.allow_import, args.model, args.meta)
     if args.meta:
         resolution, implementation = spec.resolve(model), "not built (--meta: the model has no weights)"
-        extra = over_the_run(resolution) + loop_lines(resolution.plan, norm_layers(resolution.plan, model)[0])
         timing = _plan_timing(spec, args)
+        check_schedules(spec.plan, resolution.groups, timing, spec.source)  # as compiling does
+        extra = over_the_run(resolution) + loop_lines(resolution.plan, norm_layers(resolution.plan, model)[0])
     else:
         compiled = spec.compile(model, **_timing(args))
         resolution, implementation = compiled.resolution, [i.describe() for i in compiled.implementations]
@@ -389,12 +391,15 @@ def _plot(args) -> int:
     """Resolve the spec on the meta device (no weights needed) and draw its schedules."""
     from .plot import plot
     from .report import schedule_preview
+    from .timing import check_schedules
 
     spec, model = _load_with_model(args.spec, args.allow_import, args.model, meta=True)
     if not spec.plan.schedules:
         raise UsageError(f"{args.spec} has no schedule to plot")
     timing = _plan_timing(spec, args)
-    view = schedule_preview(spec.resolve(model), timing, max_points=2000)
+    resolution = spec.resolve(model)
+    check_schedules(spec.plan, resolution.groups, timing, spec.source)
+    view = schedule_preview(resolution, timing, max_points=2000)
     try:
         plot(view, args.output, title=f"{args.spec} against {args.model}")
     except ImportError as exc:

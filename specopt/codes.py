@@ -224,6 +224,14 @@ _ENTRIES = (
              "declares a bad entry, or several packages provide the same name.",
              "optimizer lion lr=1e-4",
              "Fix or uninstall the package; `specopt list` shows every installed extension."),
+    CodeInfo("E223", "schedule past the float range",
+             "A schedule that grows (`step`, `multistep` or `exponential` with a factor above 1, restarts "
+             "with `decay` above 1) would take a param group's value past the largest float (about 1.8e308) "
+             "within the run, or before its last phase ends when the run's length is unknown.",
+             "run 400 epochs\nstep every 1 x10",
+             "Let the schedule grow less, or give the phase that grows a length so that it stops in time. "
+             "(In a run of unknown length a value past the float range holds at the largest float: W316.)",
+             needs_model=True),
     # --- E3xx: matching selectors against a model -------------------------------------------------
     CodeInfo("E301", "selector selects nothing",
              "A selector matches no parameter or module of the model, which is almost always a typo.",
@@ -461,6 +469,38 @@ _ENTRIES = (
              "setting does nothing.",
              "freeze cnn norms=eval",
              "Drop `norms=`, or select the part of the model that holds the norm layers.",
+             needs_model=True),
+    CodeInfo("W313", "plateau phase without a metric",
+             "While the schedule runs: a `plateau` phase is running, but an epoch ended without the metric it "
+             "watches (`compiled.end_epoch()` without `metric=`, or an epoch-unit `scheduler.step()` without "
+             "one) before any metric reached it, so its value would never go down.",
+             "schedule plateau x0.5 patience 3   # compiled.end_epoch() without metric=",
+             "Pass the metric each epoch: `compiled.end_epoch(metric=val_loss)`, or `scheduler.step(val_loss)` "
+             "where the loop steps the scheduler itself.",
+             needs_model=True),
+    CodeInfo("W314", "schedule stepped too often",
+             "While the schedule runs: the scheduler is stepped both by the step driver "
+             "(`compiled.train_step`, `after_step`, `end_epoch`) and directly, or clearly more often than the "
+             "optimizer steps (once per micro-batch, twice per step), or an epoch-unit schedule about once per "
+             "batch (when the steps per epoch are known). The schedule then runs ahead of the training.",
+             "schedule cosine 100 steps   # compiled.train_step(loss) and scheduler.step() in one loop",
+             "Step the scheduler once per unit (`compiled.schedule_unit`), or let `compiled.train_step` and "
+             "`compiled.end_epoch()` step it and drop the `scheduler.step()` call.",
+             needs_model=True),
+    CodeInfo("W315", "schedule stepped past the run",
+             "While the schedule runs: the scheduler has been stepped more times than the run's length in its "
+             "unit, often an epoch-unit schedule stepped once per batch. The schedule holds its last value.",
+             "run 10 epochs\nschedule cosine to x0.01   # scheduler.step() after every batch",
+             "Step an epoch-unit schedule once per epoch (`compiled.schedule_unit`), or give the run's real "
+             "length.",
+             needs_model=True),
+    CodeInfo("W316", "schedule past the float range",
+             "While the schedule runs: a growing schedule in a run of unknown length took a param group's value "
+             "past the largest float. It holds at the largest float (about 1.8e308) from then on; it never "
+             "raises and is never inf.",
+             "schedule exponential x2   # 1024 scheduler steps",
+             "Give the run's length (`run N steps`), so that compiling checks the range (E223), or let the "
+             "schedule grow less.",
              needs_model=True),
 )
 

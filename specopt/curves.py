@@ -16,10 +16,11 @@ which gives phase ends, continuity and previews. The one exception is
 its curve holds the value the phase starts at, and :func:`plateau_value` applies
 a number of reductions to one group.
 
-Forms take an *ops* namespace, so one expression serves one time (``SCALAR``,
-plain floats and :mod:`math`) and many (:func:`array_ops` over numpy, torch
-float64 or any namespace with ``cos``, ``floor``, ``log``, ``sqrt``, ``where``
-and ``clip``). This module never imports torch or numpy: callers pass them in.
+Forms take an *ops* namespace (:mod:`specopt.ops`), so one expression serves
+one time (``SCALAR``, plain floats and :mod:`math`) and many (:func:`array_ops`
+over numpy, torch float64...). This module never imports torch or numpy:
+callers pass them in. A group's value past the float range is the largest
+float (``specopt.ops.MAX``), never an ``OverflowError`` (see :mod:`specopt.ops`).
 Where a form equals a torch scheduler it evaluates torch's own closed-form
 expression in torch's order, so the values agree to the last bits.
 """
@@ -30,63 +31,12 @@ import bisect
 import math
 from typing import Any, Callable, Sequence
 
+from .ops import MAX, SCALAR, array_ops, cap, quiet_overflow
 from .schedules import (SCHEDULE_KINDS, X1, ZERO, Divided, Lerp, Mix, PhaseSpec, Program, argument,
                         cycled_hyper, length_arg, level_arg, number_arg)
 
 Form = Callable[[Any, Any], "Lerp"]
 """A prepared phase: ``form(tau, ops)`` is its value (a :class:`Lerp`) ``tau`` units after it started."""
-
-
-class _ScalarOps:
-    """The ops namespace for one time: floats and :mod:`math`."""
-
-    cos = staticmethod(math.cos)
-    log = staticmethod(math.log)
-    sqrt = staticmethod(math.sqrt)
-
-    @staticmethod
-    def floor(x: float) -> float:
-        return float(math.floor(x))
-
-    @staticmethod
-    def where(cond: bool, x: Any, y: Any) -> Any:
-        return x if cond else y
-
-    @staticmethod
-    def clip(x: float, lo: float, hi: float | None) -> float:
-        return max(x, lo) if hi is None else min(max(x, lo), hi)
-
-
-SCALAR = _ScalarOps()
-
-
-class _ArrayOps:
-    """The ops namespace over arrays of times, from an array namespace (numpy, torch, ...)."""
-
-    def __init__(self, xp: Any, like: Any):
-        self.xp, self.like, self._zero = xp, like, None
-        self.cos, self.log, self.sqrt, self.floor = xp.cos, xp.log, xp.sqrt, xp.floor
-
-    def where(self, cond: Any, x: Any, y: Any) -> Any:
-        if isinstance(x, (int, float)) and isinstance(y, (int, float)):
-            x = self.full(x)  # one array fixes the dtype (torch would make two numbers float32)
-        return self.xp.where(cond, x, y)
-
-    def clip(self, x: Any, lo: float, hi: float | None) -> Any:
-        return self.xp.clip(x, lo, hi)
-
-    def full(self, x: Any) -> Any:
-        """``x`` as an array shaped like the times (a float becomes a constant array of their dtype)."""
-        if not isinstance(x, (int, float)):
-            return x
-        if self._zero is None:
-            self._zero = self.like * 0.0
-        return self._zero + x
-
-
-def array_ops(xp: Any, like: Any) -> _ArrayOps:
-    """The ops namespace for arrays of namespace ``xp`` shaped and typed like ``like``."""
-    return _ArrayOps(xp, like)
 
 
 # --- the closed forms ------------------------------------------------------------------------
@@ -149,8 +99,14 @@ def _restarts(phase: PhaseSpec, start: Mix, floor: Mix) -> Form:
         shape = (1 + ops.cos(math.pi * t_cur / t_i)) / 2
         if decay == 1:
             return Lerp(floor, start, floor, shape)
-        return Lerp(floor, start * decay ** n, floor, shape, n)
-    return form
+        return Lerp(floor, start * ops.power(decay, n), floor, shape, n)
+    length = phase.length
+    if length is None or length <= 0 or cycle(float(length), period, mult)[1] != 0:
+        return form
+    # A length that ends a cycle ends at that cycle's floor, not at the next cycle's peak (as timm's
+    # cycle_limit and transformers' hard restarts end): the phase holds the floor, and the next starts there.
+    end = Lerp(floor, key="end")
+    return lambda tau, ops: _pick(ops, tau >= length, end, form(tau, ops))
 
 
 def cycle(tau: Any, period: float, mult: float, ops: Any = SCALAR) -> tuple[Any, Any, Any]:
@@ -175,21 +131,22 @@ def _step(phase: PhaseSpec, start: Mix) -> Form:
     every, gamma = number_arg(phase, "every"), number_arg(phase, "gamma")
     if every <= 0:
         raise ValueError("step: 'every' must be longer than 0")
-    return lambda tau, ops: Lerp(ZERO, start, ZERO, gamma ** ops.floor(tau / every))
+    return lambda tau, ops: Lerp(ZERO, start, ZERO, ops.power(gamma, ops.floor(tau / every)))
 
 
 def _multistep(phase: PhaseSpec, start: Mix) -> Form:
     at, gamma = tuple(float(m) for m in argument(phase, "at") or ()), number_arg(phase, "gamma")
     if not at:
         raise ValueError("multistep needs 'at': the milestones")
-    return lambda tau, ops: Lerp(ZERO, start, ZERO, gamma ** sum(ops.where(tau >= m, 1.0, 0.0) for m in at))
+    return lambda tau, ops: Lerp(ZERO, start, ZERO,
+                                 ops.power(gamma, sum(ops.where(tau >= m, 1.0, 0.0) for m in at)))
 
 
 def _exponential(phase: PhaseSpec, start: Mix) -> Form:
     gamma, every = number_arg(phase, "gamma"), number_arg(phase, "every", required=False)
     if every is None:
-        return lambda tau, ops: Lerp(ZERO, start, ZERO, gamma ** tau)
-    return lambda tau, ops: Lerp(ZERO, start, ZERO, gamma ** (tau / every))
+        return lambda tau, ops: Lerp(ZERO, start, ZERO, ops.power(gamma, tau))
+    return lambda tau, ops: Lerp(ZERO, start, ZERO, ops.power(gamma, tau / every))
 
 
 def _polynomial(phase: PhaseSpec, start: Mix) -> Form:
@@ -350,20 +307,20 @@ class Curve:
     def values(self, t: float, bases: Sequence[float]) -> list[float]:
         """Each group's value at time ``t``, given the groups' bases (plateau phases: before any reduction)."""
         lerp = self.lerp_at(t)[1]
-        s = lerp.s
-        return [p + q * s for p, q in lerp.constants(bases)]
+        return group_values(lerp.constants(bases), lerp.s)
 
     def over(self, ts: Any, xp: Any) -> Mix:
         """The value at every time of the array ``ts`` (a float64 array of namespace ``xp``)."""
         ops = array_ops(xp, ts)
         out = None
-        for begin, length, form in zip(self.starts, self.lengths, self.forms):
-            value = form(ops.clip(ts - begin, 0.0, length), ops).mix()
-            if out is not None:
-                later = ts >= begin
-                value = Mix(_where(ops, later, value.absolute, out.absolute),
-                            _where(ops, later, value.relative, out.relative))
-            out = value
+        with quiet_overflow():  # past the float range a part is inf or nan; values() makes it MAX
+            for begin, length, form in zip(self.starts, self.lengths, self.forms):
+                value = form(ops.clip(ts - begin, 0.0, length), ops).mix()
+                if out is not None:
+                    later = ts >= begin
+                    value = Mix(_where(ops, later, value.absolute, out.absolute),
+                                _where(ops, later, value.relative, out.relative))
+                out = value
         return Mix(ops.full(out.absolute), ops.full(out.relative))
 
 
@@ -372,6 +329,20 @@ def _where(ops: Any, cond: Any, x: Any, y: Any) -> Any:
     if isinstance(x, (int, float)) and isinstance(y, (int, float)) and x == y:
         return x
     return ops.where(cond, x, y)
+
+
+def group_values(constants: Sequence[tuple[float, float]], s: Any) -> list[float]:
+    """Each group's ``p + q * s`` from its constants (:meth:`Lerp.constants`), ``MAX`` past the float range.
+
+    Past the float range a level or shape is ``inf``: a group it does not
+    move (``q`` or ``s`` 0) keeps ``p``, any other is the largest float.
+    Values are at least 0, so one sum (``inf`` or ``nan`` when any value is)
+    keeps the check off the per-group work.
+    """
+    out = [p + q * s for p, q in constants]
+    if sum(out) <= MAX:
+        return out
+    return [cap(p) if q == 0 or s == 0 else cap(p + q * s) for p, q in constants]
 
 
 def _check_phases(program: Program) -> None:
@@ -415,7 +386,7 @@ def plateau_value(curve: Curve, base: float, reductions: int) -> float:
         if value - lower <= eps:
             break
         value = lower
-    return value
+    return cap(value)
 
 
 def value_at(program: Program, base: float, t: float, reductions: int = 0) -> float:
@@ -435,7 +406,9 @@ def values(program: Program, base: float, ts: Any, xp: Any) -> Any:
 
     Plateau phases show the value they start at: reductions need the metrics of a run.
     """
-    return Curve(program).over(ts, xp).of(base)
+    mix = Curve(program).over(ts, xp)
+    with quiet_overflow():
+        return array_ops(xp, ts).cap(mix.of(base))
 
 
 def phase_levels(program: Program) -> list[tuple[Mix, Mix | None]]:

@@ -17,9 +17,9 @@ does (torch requires ``backoff_factor < 1 < growth_factor``, so the scale goes
 down exactly when a step is skipped). That reads the scale on the host once
 per optimizer step: a device sync on an accelerator, nothing on the CPU.
 
-``end_epoch()`` steps on a partial accumulation left at the end of an epoch
-(its micro-batches were each divided by N), advances epoch-unit schedules and
-fires epoch events. A loop of its own calls ``optimizer.step()`` and then
+``end_epoch(metric=...)`` steps on a partial accumulation left at the end of an
+epoch (its micro-batches were each divided by N), advances epoch-unit
+schedules, passes the metric to a ``plateau`` phase and fires epoch events. A loop of its own calls ``optimizer.step()`` and then
 ``after_step()`` per optimizer step, and ``end_epoch()``; neither then calls
 ``scheduler.step()`` itself. Where a framework steps the scheduler (Lightning,
 the Hugging Face Trainer), :meth:`Driver.follow_schedule` leaves that to it.
@@ -118,22 +118,28 @@ class Driver:
         self._fire()
         self.ramps.apply(self.steps)
 
-    def end_epoch(self) -> None:
-        """Close an epoch: step on a partial accumulation, advance epoch-unit schedules, fire epoch events."""
+    def end_epoch(self, metric=None) -> None:
+        """Close an epoch: step on a partial accumulation, advance epoch-unit schedules, fire epoch events.
+
+        ``metric`` feeds a running ``plateau`` phase as ``scheduler.step(metric)`` would, once per epoch;
+        a step-unit schedule counts it without advancing.
+        """
         if self.micro:
             self._boundary(flushing=True)
         self.epochs += 1
         self._follow_schedule()
-        if self.unit == "epoch":
-            self._advance_schedule()
+        self._advance_schedule(metric, advance=self.unit == "epoch")
         self._fire()
         self.ramps.apply(self.steps)
 
-    def _advance_schedule(self) -> None:
+    def _advance_schedule(self, metric=None, advance: bool = True) -> None:
         if self.scheduler is None or self.follows_schedule:
             return
         self.ramps.restore()
-        self.scheduler.step()
+        if advance:
+            self.scheduler.advance(metric)
+        else:
+            self.scheduler.observe(metric)
         self.ramps.capture()
 
     def follow_schedule(self) -> None:

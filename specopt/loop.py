@@ -39,9 +39,15 @@ class TrainingLoop:
         """
         self.driver.after_step(stepped)
 
-    def end_epoch(self) -> None:
-        """Close an epoch: step on a partial accumulation, advance epoch-unit schedules, fire epoch events."""
-        self.driver.end_epoch()
+    def end_epoch(self, metric=None) -> None:
+        """Close an epoch: step on a partial accumulation, advance epoch-unit schedules, fire epoch events.
+
+        Pass ``metric`` (a number or 0-dim tensor, such as the validation loss)
+        when the schedule has a ``plateau`` phase: it counts as
+        ``scheduler.step(metric)`` would, and an epoch without one warns while a
+        plateau phase runs (W313). Do not call ``scheduler.step()`` as well.
+        """
+        self.driver.end_epoch(metric)
 
     def use_ddp(self, wrapper):
         """Let ``train_step`` skip gradient synchronisation before each boundary; returns ``wrapper``.

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .curves import Curve, curves_for, moves
+from .curves import Curve, curves_for, moves, plateau_value
 from .schedules import Program, hyper_value
 
 BARS = "▁▂▃▄▅▆▇█"
@@ -168,7 +168,7 @@ def _curve(curve: Curve, bases: Sequence[float], names: Sequence[str], times: Se
 
 def _values(curve: Curve, t: float, bases: Sequence[float]) -> list[float]:
     if curve.plateau is not None and curve.phase_index(t) == curve.plateau:
-        return [curve.levels[curve.plateau].of(b) for b in bases]
+        return [plateau_value(curve, b, 0) for b in bases]
     return curve.values(t, bases)
 
 

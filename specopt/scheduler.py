@@ -7,6 +7,12 @@ calls so far) applied to that group's own base values, read when the scheduler
 is built, so a group with ten times the base learning rate keeps that ratio at
 every step. Nothing is accumulated from step to step: a scheduler rebuilt from
 a checkpoint, a preview and a plot all compute the same values.
+
+A scheduler run in a way that cannot be what was meant warns once, with a
+:class:`ScheduleWarning`: a plateau phase running without metrics (W313), more
+calls than the optimizer's steps, or both the step driver and the loop
+stepping it (W314), calls past the run's length (W315), and a value past the
+float range, held at the largest float (W316).
 """
 
 from __future__ import annotations
@@ -18,7 +24,9 @@ from typing import Any, Sequence
 import torch
 from torch.optim.lr_scheduler import LRScheduler
 
-from .curves import Curve, curves_for, moves, plateau_value
+from .curves import Curve, curves_for, group_values, moves, plateau_value
+from .diagnostics import Diagnostic
+from .ops import MAX
 from .schedules import Program, argument, fingerprint, hyper_value
 
 STATE_FORMAT = "specopt.schedule/1"
@@ -28,7 +36,9 @@ class SpecScheduler(LRScheduler):
     """Runs schedule :class:`~specopt.schedules.Program` values (at most one per hyperparameter).
 
     ``unit`` says what one ``step()`` call counts (``"step"`` or ``"epoch"``);
-    it only labels previews. Each group's base value of a hyperparameter is
+    it labels previews and warnings. ``run`` (the run's length in units) and
+    ``steps_per_epoch``, when known, let the scheduler warn when it is stepped
+    past the run or more often than the optimizer's steps allow. Each group's base value of a hyperparameter is
     kept in the group as ``initial_<name>`` (``initial_lr``, as torch's
     schedulers do), so a second scheduler built on the same optimizer reads the
     same bases. Raises ``ValueError`` when a program cannot run on this
@@ -37,7 +47,8 @@ class SpecScheduler(LRScheduler):
     momentum or betas.
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, programs: Sequence[Program], unit: str = "step"):
+    def __init__(self, optimizer: torch.optim.Optimizer, programs: Sequence[Program], unit: str = "step",
+                 run: float | None = None, steps_per_epoch: int | None = None):
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise TypeError(f"{type(optimizer).__name__} is not an Optimizer")
         if unit not in ("step", "epoch"):
@@ -56,7 +67,12 @@ class SpecScheduler(LRScheduler):
         self._held = {h: p.values(self.bases[h]) for h, p in self._plateaus.items()}
         self._constants: dict[str, tuple[Any, list[tuple[float, float]]]] = {}
         self._warned_metric = False
+        self.run, self.steps_per_epoch = run, steps_per_epoch
+        self._warned: set[str] = set()
+        self._pace = _Pace(optimizer)
+        self._ready = self._driven = self._driving = False
         super().__init__(optimizer)
+        self._ready = True
 
     @property
     def needs_metric(self) -> bool:
@@ -74,16 +90,40 @@ class SpecScheduler(LRScheduler):
         """Advance by one unit; ``metric`` (a number or 0-dim tensor) feeds a running ``plateau`` phase.
 
         A metric counts towards patience and cooldown only while a plateau
-        phase runs; calls without one just advance the time.
+        phase runs; calls without one just advance the time (an epoch-unit
+        call without one while a plateau runs warns once: W313).
         """
         if metric is not None:
             self._observe(float(metric))
+        elif self._ready and self.unit == "epoch":
+            self._expect_metric()
+        if self._ready:
+            self._check_pace()
         super().step()
         t = self.last_epoch
         groups = self.optimizer.param_groups
         for curve in self._others:
             for k, value in zip(self.members[curve.hyper], self._values(curve, t)):
                 _write(groups[k], curve.hyper, value)
+
+    def advance(self, metric: Any = None) -> None:
+        """``step(metric)`` as the step driver calls it: from then on a direct ``step()`` warns (W314)."""
+        self._driven = self._driving = True
+        try:
+            self.step(metric)
+        finally:
+            self._driving = False
+
+    def observe(self, metric: Any = None) -> None:
+        """Count a metric at the current time without advancing it (a step-unit schedule at an epoch's end).
+
+        A reduction it brings applies at once. ``None`` says an epoch ended
+        without a metric: while a plateau phase runs, that warns once (W313).
+        """
+        if metric is None:
+            self._expect_metric()
+        elif self._observe(float(metric)):
+            self._apply(self.last_epoch)
 
     def get_lr(self) -> list[Any]:
         """The learning rate of every param group at the current time (``last_epoch``)."""
@@ -113,19 +153,64 @@ class SpecScheduler(LRScheduler):
         cached = self._constants.get(curve.hyper)
         if cached is None or cached[0] != key:
             cached = self._constants[curve.hyper] = (key, lerp.constants(self.bases[curve.hyper]))
-        s = lerp.s
-        return [p + q * s for p, q in cached[1]]
+        out = group_values(cached[1], lerp.s)
+        if MAX in out:
+            self._warn("W316", f"{curve.hyper} passed the largest float at {self.unit} {t:g}: it holds there "
+                       f"({MAX:.4g})", "give the run's length (run N steps) so that compiling checks the "
+                       "schedule's range (E223), or let the schedule grow less")
+        return out
 
-    def _observe(self, metric: float) -> None:
+    def _observe(self, metric: float) -> bool:
+        """Count a metric; whether a plateau reduced."""
         if not self._plateaus:
             if not self._warned_metric:
                 warnings.warn("this schedule has no plateau phase: the metric passed to step() is ignored",
                               stacklevel=3)
                 self._warned_metric = True
-            return
+            return False
+        reduced = False
         for hyper, plateau in self._plateaus.items():
             if plateau.observe(metric, self.last_epoch):
                 self._held[hyper] = plateau.values(self.bases[hyper])
+                reduced = True
+        return reduced
+
+    def _expect_metric(self) -> None:
+        """W313 when a plateau phase runs now and an epoch ended before any metric reached it.
+
+        A loop that validates every few epochs passes a metric now and then, which is fine.
+        """
+        running = [p for p in self._plateaus.values() if self.last_epoch >= p.phase.start and not p.fed]
+        if running:
+            self._warn("W313", f"a plateau phase is running, but an epoch ended without the metric it watches "
+                       f"({running[0].arg('monitor')}), and none has reached it: without metrics its value "
+                       "never goes down",
+                       "pass it each epoch: compiled.end_epoch(metric=...), or scheduler.step(metric) in a loop "
+                       "that steps the scheduler itself")
+
+    def _check_pace(self) -> None:
+        """W314 for a scheduler stepped more often than it can be meant to be; W315 past the run's length."""
+        if self._driven and not self._driving:
+            self._warn("W314", "the scheduler is stepped directly, and the step driver steps it too "
+                       "(compiled.train_step, after_step and end_epoch do): the schedule runs ahead",
+                       "drop the scheduler.step() call; pass a plateau's metric to compiled.end_epoch(metric=...)")
+        ahead = self._pace.ahead(self.unit, self.steps_per_epoch)
+        if ahead:
+            self._warn("W314", ahead, f"the schedule counts {self.unit}s: call scheduler.step() once per "
+                       f"{'optimizer step' if self.unit == 'step' else 'epoch'} (compiled.schedule_unit), "
+                       "or let compiled.train_step and compiled.end_epoch() step it")
+        if self.run is not None and self.last_epoch + 1 > math.ceil(self.run):
+            per_epoch = ("step it once per epoch, not once per batch (compiled.schedule_unit is 'epoch'); "
+                         if self.unit == "epoch" else "")
+            self._warn("W315", f"the scheduler is stepped past the run's length ({self.run:g} {self.unit}s): "
+                       "the schedule holds its last value from here on",
+                       f"{per_epoch}if the run is longer, give its real length (run N {self.unit}s, or epochs= "
+                       "or steps= when compiling)")
+
+    def _warn(self, code: str, message: str, hint: str) -> None:
+        if code not in self._warned:
+            self._warned.add(code)
+            warnings.warn(ScheduleWarning(code, message, hint), stacklevel=4)
 
     def state_dict(self) -> dict[str, Any]:
         """The position (``last_epoch``), plateau state and a fingerprint of the programs."""
@@ -148,6 +233,7 @@ class SpecScheduler(LRScheduler):
                           f"{state_dict['last_epoch']} on the new schedule", stacklevel=2)
         self.last_epoch = int(state_dict["last_epoch"])
         self._step_count = int(state_dict["_step_count"])
+        self._pace.restart()
         saved = state_dict.get("plateau", {})
         for hyper, plateau in self._plateaus.items():
             plateau.load(saved.get(hyper))
@@ -162,6 +248,60 @@ class SpecScheduler(LRScheduler):
                 _write(groups[k], curve.hyper, value)
         self._last_lr = [g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else g["lr"]
                          for g in self.optimizer.param_groups]
+
+
+class ScheduleWarning(UserWarning):
+    """A schedule run in a way that cannot be what was meant, found while it runs (W313-W316).
+
+    ``diagnostic`` holds the code, message and hint as a :class:`~specopt.diagnostics.Diagnostic`.
+    """
+
+    def __init__(self, code: str, message: str, hint: str):
+        super().__init__(f"{message} [{code}]; hint: {hint}")
+        self.diagnostic = Diagnostic(code, message, None, hint, "warning")
+
+
+class _Tally:
+    """A step hook that counts one optimizer's steps (a plain object, so the optimizer still pickles)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, optimizer, args, kwargs) -> None:
+        self.count += 1
+
+
+class _Pace:
+    """Scheduler calls against optimizer steps, both counted since the scheduler was built or loaded.
+
+    A combined optimizer's steps are the most any of its parts took (stepping
+    it steps each part once). A GradScaler skips a step now and then while the
+    loop still steps the scheduler, so a few more calls than steps are normal.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer):
+        self.tallies = [_Tally() for _ in getattr(optimizer, "parts", None) or [optimizer]]
+        for part, tally in zip(getattr(optimizer, "parts", None) or [optimizer], self.tallies):
+            part.register_step_post_hook(tally)
+        self.calls = 0
+
+    def restart(self) -> None:
+        """Count afresh (a loaded state continues at a position neither count knows)."""
+        self.calls = 0
+        for tally in self.tallies:
+            tally.count = 0
+
+    def ahead(self, unit: str, steps_per_epoch: int | None) -> str | None:
+        """Count one call; say how it runs ahead of the optimizer, if it clearly does."""
+        self.calls += 1
+        steps = max(t.count for t in self.tallies)
+        if self.calls - steps > max(16, steps // 4):
+            return (f"the scheduler has been stepped {self.calls} times, and the optimizer only {steps} times: "
+                    "the schedule runs ahead of the training")
+        if unit == "epoch" and steps_per_epoch and self.calls > 2 * steps / steps_per_epoch + 2:
+            return (f"the schedule counts epochs, but it has been stepped {self.calls} times in {steps} optimizer "
+                    f"steps, about {steps / steps_per_epoch:.3g} epochs of {steps_per_epoch} steps")
+        return None
 
 
 class _Plateau:
@@ -195,6 +335,11 @@ class _Plateau:
             self.cooldown_left, self.bad = self.cooldown, 0
             return True
         return False
+
+    @property
+    def fed(self) -> bool:
+        """Whether a metric has been counted (since the start, a checkpoint included)."""
+        return math.isfinite(self.best) or bool(self.bad or self.reductions or self.cooldown_left)
 
     def _better(self, metric: float) -> bool:
         low = self.mode == "min"

@@ -79,7 +79,8 @@ X1 = Level(1.0, True)
 
 
 # A part of a Mix that is a plain zero stays a plain zero through arithmetic, so an array of
-# times costs no array operations for the part a schedule does not use (levels are finite).
+# times costs no array operations for the part a schedule does not use. A level past the float
+# range is inf (see specopt.ops), and 0 times it is 0: a plain zero wins.
 def _zero(x: Any) -> bool:
     return (x.__class__ is float or x.__class__ is int) and x == 0
 
@@ -93,7 +94,7 @@ def _sub(x: Any, y: Any) -> Any:
 
 
 def _mul(x: Any, k: Any) -> Any:
-    return 0.0 if _zero(x) else x * k
+    return 0.0 if _zero(x) or _zero(k) else x * k  # 0 times a level past the float range (inf) is 0
 
 
 def _div(x: Any, d: Any) -> Any:

@@ -13,13 +13,16 @@ at the phase that needs it, naming the number.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Sequence
 
+from .curves import Curve, cycle
 from .diagnostics import Diagnostic, Source, Span, SpecError
 from .nodes import Length, Milestones, Relative
 from .phases import Phase, ScheduleStatement
-from .schedules import SCHEDULE_KINDS, Level, PhaseSpec, Program
+from .ops import MAX, SCALAR
+from .schedules import SCHEDULE_KINDS, Level, PhaseSpec, Program, argument, number_arg
 from .statements import StepStatement
 
 RUN_HINT = "add 'run N epochs' (or 'run N steps') to the spec, or pass epochs= or steps= when compiling"
@@ -194,8 +197,10 @@ def _missing(message: str, span: Span | None, hint: str) -> SpecError:
 
 # --- ranges ----------------------------------------------------------------------------------
 
-def check_ranges(progs: list[Program], plan, groups, infos, source: Source | None = None) -> None:
-    """E217 when a schedule takes a group's hyperparameter out of the range its optimizer allows.
+def check_ranges(progs: list[Program], plan, groups, infos, source: Source | None = None,
+                 timing: Timing | None = None) -> None:
+    """E217 when a schedule takes a group's hyperparameter out of the range its optimizer allows; with
+    ``timing``, also E223 when it passes the float range within the run (:func:`check_float_range`).
 
     Every level a phase names (its start, end, peak, floor) is applied to each
     group's base value; a beta must stay below 1, a learning rate at least 0.
@@ -220,6 +225,8 @@ def check_ranges(progs: list[Program], plan, groups, infos, source: Source | Non
                     diags.append(_out_of_range(statements[program.hyper], program.hyper, group.name,
                                                level, base, value, why))
                     break
+    if timing is not None:
+        diags += float_range_diagnostics(progs, plan, groups, timing)
     if diags:
         raise SpecError(diags, source)
 
@@ -250,3 +257,90 @@ def _out_of_range(stmt, hyper: str, group: str, level: Level, base: float, value
     shown = f"{level} of {base:g}" if level.relative else str(level)
     return Diagnostic("E217", f"the schedule makes {hyper} {value:g} ({shown}) in param group '{group}', but "
                       f"{hyper} {why}", stmt.span, "change the schedule's levels or that group's base value")
+
+
+# --- the float range ---------------------------------------------------------------------------
+
+def check_schedules(plan, groups, timing: Timing, source: Source | None = None) -> list[Program]:
+    """The plan's programs, checked as compiling checks them against the groups' values where nothing is built
+    (E216, E223); raises :class:`SpecError` with every problem."""
+    progs = programs(plan, timing, source)
+    check_float_range(progs, plan, groups, timing, source)
+    return progs
+
+
+def check_float_range(progs: list[Program], plan, groups, timing: Timing, source: Source | None = None) -> None:
+    """E223 when a schedule takes a group's value past the largest float within the run (see below)."""
+    diags = float_range_diagnostics(progs, plan, groups, timing)
+    if diags:
+        raise SpecError(diags, source)
+
+
+def float_range_diagnostics(progs: list[Program], plan, groups, timing: Timing) -> list[Diagnostic]:
+    """E223 for each schedule that takes a group's value past the largest float within the run.
+
+    The run is ``timing``'s where known, else it lasts until the last phase
+    ends (the value holds from then on). A schedule open-ended in a run of
+    unknown length is not checked: past the float range its values hold at
+    the largest float, and the scheduler warns when it gets there (W316).
+    """
+    diags = []
+    statements = {s.hyper: s for s in plan.schedules}
+    for program in progs:
+        curve = Curve(program)
+        horizon = timing.run if timing.run is not None else curve.end_time
+        members = [g for g in groups if _has(g.settings, program.hyper)]
+        if horizon is None or not members:
+            continue
+        bases = [_base(g.settings, program.hyper) for g in members]
+        t = first_past_range(curve, bases, math.floor(horizon))
+        if t is None:
+            continue
+        group = next(g.name for g, base in zip(members, bases) if _past(curve, [base], t))
+        within = f"the run ({timing.run_text})" if timing.run is not None else "the schedule"
+        diags.append(Diagnostic("E223", f"the schedule makes {program.hyper} pass the largest float ({MAX:.4g}) "
+                                f"in param group '{group}' at {timing.unit} {t:,}, within {within}",
+                                statements[program.hyper].span, "let the schedule grow less, or give the phase "
+                                "that grows a length so that it stops in time"))
+    return diags
+
+
+def first_past_range(curve: Curve, bases: Sequence[float], last: int) -> int | None:
+    """The first whole time up to ``last`` at which a group's value passes the float range, or ``None``.
+
+    Within a phase a value passes the float range by growing steadily (step,
+    multistep, exponential) or at the peaks of growing restarts, so looking
+    at the phase boundaries, the last time and each restart phase's last peak
+    finds whether it does; bisection between two of those finds when.
+    """
+    marks = {0, last} | {m for b in curve.boundaries if 0 <= b <= last
+                         for m in (math.floor(b) - 1, math.floor(b), math.ceil(b)) if 0 <= m <= last}
+    marks |= {_peak_time(curve, t) for t in list(marks)}
+    before = 0
+    for mark in sorted(marks):
+        if _past(curve, bases, mark):
+            lo, hi = before, mark  # lo is in range (or 0), hi is not
+            if _past(curve, bases, lo):
+                return lo
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (lo, mid) if _past(curve, bases, mid) else (mid, hi)
+            return hi
+        before = mark
+    return None
+
+
+def _past(curve: Curve, bases: Sequence[float], t: int) -> bool:
+    """Whether a group's value at ``t``, or at the peak of the restart cycle running then, is past the range."""
+    return any(MAX in curve.values(u, bases) for u in {t, _peak_time(curve, t)})
+
+
+def _peak_time(curve: Curve, t: int) -> int:
+    """The first whole time of the restart cycle running at ``t`` (``t`` itself outside restarts)."""
+    k = curve.phase_index(t)
+    phase = curve.program.phases[k]
+    every = argument(phase, "every") if phase.kind == "cosine" else None
+    if every is None or curve.track != "value":
+        return t
+    tau = SCALAR.clip(t - curve.starts[k], 0.0, curve.lengths[k])
+    return min(max(math.ceil(t - cycle(tau, float(every), number_arg(phase, "mult"))[1]), 0), t)

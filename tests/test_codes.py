@@ -16,9 +16,11 @@ for the framework codes E6xx the adapter's check of a framework's settings).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import re
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -260,6 +262,56 @@ SETUPS = {"E102": _setup_e102, "E221": _setup_e221, "E222": _setup_e222, "E401":
           "E601": _engine(lambda spec: _engines().check_clip(spec, LIGHTNING, "gradient_clip_val", 1.0)),
           "E602": _engine(lambda spec: _engines().check_accumulate(spec, LIGHTNING, "accumulate_grad_batches", 2)),
           "E603": _engine(lambda spec: _engines().check_steppable(spec, "the Hugging Face Trainer"))}
+
+
+def _running(loop):
+    """A setup for the warnings a schedule gives while it runs (W313-W316): compiling the case runs
+    ``loop(compiled, loss)`` on the compiled spec, and the warnings it gave join the resolution's."""
+    def setup(monkeypatch, tmp_path):
+        import torch
+
+        from specopt.scheduler import ScheduleWarning
+
+        compile_spec = specopt.Spec.compile
+
+        def compile_and_run(self, model, allow_import=False):
+            compiled = compile_spec(self, model, allow_import)
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                loop(compiled, lambda: model(torch.ones(2, 3, 8, 8)).sum())
+            found = tuple(w.message.diagnostic for w in seen if isinstance(w.message, ScheduleWarning))
+            compiled.resolution = dataclasses.replace(compiled.resolution,
+                                                      warnings=compiled.resolution.warnings + found)
+            return compiled
+
+        monkeypatch.setattr(specopt.Spec, "compile", compile_and_run)
+        return {}
+    return setup
+
+
+def _epochs_without_metric(compiled, loss):
+    for _ in range(2):
+        compiled.train_step(loss())
+        compiled.end_epoch()
+
+
+def _driver_and_loop_step(compiled, loss):
+    for _ in range(3):
+        compiled.train_step(loss())
+        compiled.scheduler.step()
+
+
+def _stepped_per_batch(compiled, loss):
+    for _ in range(11):
+        compiled.optimizer.zero_grad()
+        loss().backward()
+        compiled.optimizer.step()
+        compiled.scheduler.step()
+
+
+SETUPS.update({"W313": _running(_epochs_without_metric), "W314": _running(_driver_and_loop_step),
+               "W315": _running(_stepped_per_batch),
+               "W316": _running(lambda compiled, loss: compiled.scheduler.values_at(1100))})
 
 
 @contextmanager
