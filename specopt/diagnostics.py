@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict
@@ -38,17 +40,24 @@ class Source:
     name: str = "<string>"
     format: str = "spec"
 
+    @cached_property
+    def _line_starts(self) -> list[int]:
+        """The offset where each line starts, found once: positioning many statements stays linear."""
+        return [0] + [m.end() for m in re.finditer("\n", self.text)]
+
     def line_col(self, offset: int) -> tuple[int, int]:
         """Return the 1-based line and column of a character offset."""
         offset = max(0, min(offset, len(self.text)))
-        line = self.text.count("\n", 0, offset) + 1
-        line_start = self.text.rfind("\n", 0, offset) + 1
-        return line, offset - line_start + 1
+        line = bisect.bisect_right(self._line_starts, offset)
+        return line, offset - self._line_starts[line - 1] + 1
 
     def line_text(self, line: int) -> str:
         """Return the text of a 1-based line, without its newline."""
-        lines = self.text.split("\n")
-        return lines[line - 1] if 0 < line <= len(lines) else ""
+        starts = self._line_starts
+        if not 0 < line <= len(starts):
+            return ""
+        end = starts[line] - 1 if line < len(starts) else len(self.text)
+        return self.text[starts[line - 1]:end]
 
 
 @dataclass(frozen=True)
