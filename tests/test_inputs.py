@@ -115,3 +115,33 @@ def test_lines_and_columns_of_a_long_spec_are_found_without_rescanning_it():
     assert [source.line_col(k) for k in range(len(text) + 1)] == [
         (text.count("\n", 0, k) + 1, k - text.rfind("\n", 0, k)) for k in range(len(text) + 1)]
     assert [source.line_text(k) for k in range(0, 6)] == ["", "a", "", "bc\r", "d", ""]
+
+
+# --- selectors that cannot be matched: E209 in every command, never a crash in the model checks ---
+
+MANY_BRACES = "cnn{" + ",".join(f"x{i}" for i in range(70)) + "}"
+
+
+@pytest.mark.parametrize("text", [f"freeze {MANY_BRACES}", f"group {MANY_BRACES} & cnn lr=1",
+                                  f"optimizer sgd for {MANY_BRACES}", f"layers cnn then {MANY_BRACES} decay=0.5",
+                                  "freeze a[", "freeze a}", "freeze " + "{" * 9 + "a" + "}" * 9])
+def test_a_selector_that_cannot_be_matched_is_E209_when_compiling_against_a_model(text, seed_model):
+    with pytest.raises(specopt.SpecError) as info:
+        specopt.compile(text, seed_model)
+    assert codes(info) == ["E209"]
+
+
+def test_the_other_selectors_of_its_statement_are_still_matched(seed_model):
+    with pytest.raises(specopt.SpecError) as info:
+        specopt.compile(f"freeze {MANY_BRACES} typo cnn", seed_model)
+    assert codes(info) == ["E209", "E301"] and "'typo'" in info.value.diagnostics[1].message
+
+
+@pytest.mark.parametrize("command", ["compile", "explain", "check"])
+def test_many_brace_alternatives_on_the_command_line(command, tmp_path):
+    from limited import assert_clean, run_limited
+
+    spec = tmp_path / "braces.opt"
+    spec.write_text(f"freeze {MANY_BRACES}\n")
+    model = ["--model", "examples/seed_model.py:Network"] if command != "check" else []
+    assert_clean(run_limited(command, str(spec), *model), 1, "[E209]", "more than 64 brace alternatives")
