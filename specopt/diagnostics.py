@@ -80,7 +80,7 @@ class Diagnostic:
             lines = [f"{name}: {self.severity}: {self.message} [{self.code}]"]
         else:
             line, col = source.line_col(self.span.start)
-            text = source.line_text(line)
+            text = _shown(source.line_text(line))
             width = _caret_width(source, self.span, line, col, text)
             lines = [
                 f"{name}:{line}:{col}: {self.severity}: {self.message} [{self.code}]",
@@ -102,6 +102,17 @@ class Diagnostic:
             out["line"], out["column"] = source.line_col(self.span.start)
             out["end_line"], out["end_column"] = source.line_col(self.span.end)
         return out
+
+
+def _shown(text: str) -> str:
+    """A source line as it is printed: a character that would not show (NUL, a zero-width space) is
+    replaced by a visible one, so that the line stays one character per column."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == "\t" else _PICTURES.get(ch, "\ufffd") for ch in text)
+
+
+_PICTURES = {chr(c): chr(0x2400 + c) for c in range(0x20)} | {"\x7f": "\u2421"}
 
 
 def _caret_width(source: Source, span: Span, line: int, col: int, text: str) -> int:
