@@ -467,3 +467,12 @@ def test_a_plan_file_with_short_forms_on_the_command_line(tmp_path):
                     "  - kind: optimizer\n    name: adam\n    options: {lr: 1.0e-3}\n")
     out = run_limited("compile", str(path), "--model", "examples/seed_model.py:Network")
     assert_clean(out, 1, "plan.yaml:3:26: error: selector 'convolution3*' selects nothing")
+
+
+@pytest.mark.parametrize("steps", ["١٠", "1_000", " 10", "9" * 400])
+def test_the_command_line_reads_numbers_as_a_spec_does(steps):
+    from specopt.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["compile", "examples/seed.opt", "--model", "examples/seed_model.py:Network", "--steps", steps])
+    assert info.value.code == 2
