@@ -17,7 +17,7 @@ hand-written one may write briefly what spec text writes briefly:
         phases: [{kind: cosine, length: 10 epochs, args: {to: {factor: 0.01}}}]
 
 A selector string is read as spec text reads it (``!``, ``~``, ``&``, ``@``,
-``^``, ``/i``), a mapping of options or arguments keeps its order, and a
+``^``, ``/i``; a whole number in a list of selectors is a name, ``[0, 2]``), a mapping of options or arguments keeps its order, and a
 length or moment is written as spec text writes it. Each short form becomes
 the long form that the same spec text gives, so the plan (and what
 :func:`specopt.data.dump_plan` writes) is the same whichever way it was written.
@@ -131,6 +131,8 @@ class Expansion:
             return terms
         out: list = []
         for k, item in enumerate(value):
+            if isinstance(item, int) and not isinstance(item, bool) and item >= 0:
+                item = str(item)  # a module of an nn.Sequential: YAML reads [0, 2] as numbers
             if not isinstance(item, str):
                 if len(out) != k:
                     self.moves[path + (len(out),)] = (path + (k,), "")

@@ -476,3 +476,11 @@ def test_the_command_line_reads_numbers_as_a_spec_does(steps):
     with pytest.raises(SystemExit) as info:
         main(["compile", "examples/seed.opt", "--model", "examples/seed_model.py:Network", "--steps", steps])
     assert info.value.code == 2
+
+
+def test_numbered_modules_may_be_selected_by_number_in_a_plan_file():
+    from specopt.data import dump_plan, parse_data
+
+    plan, _ = parse_data("statements:\n  - kind: freeze\n    selectors: [0, 2]\n", "yaml")
+    assert dump_plan(plan) == dump_plan(specopt.parse("freeze 0 2").plan)
+    assert _data_codes("statements:\n  - kind: freeze\n    selectors: [true]\n") == ["E108"]
