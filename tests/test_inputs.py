@@ -484,3 +484,27 @@ def test_numbered_modules_may_be_selected_by_number_in_a_plan_file():
     plan, _ = parse_data("statements:\n  - kind: freeze\n    selectors: [0, 2]\n", "yaml")
     assert dump_plan(plan) == dump_plan(specopt.parse("freeze 0 2").plan)
     assert _data_codes("statements:\n  - kind: freeze\n    selectors: [true]\n") == ["E108"]
+
+
+@pytest.mark.parametrize("pattern", ["a b", "a=b", "a:b", 'a"b', "a;b", "a(b)"])
+def test_a_plan_file_selector_holds_only_what_spec_text_can_write(pattern):
+    import json
+
+    atom = {"kind": "name", "pattern": pattern}
+    text = json.dumps({"statements": [{"kind": "freeze", "selectors": [{"atoms": [atom]}]}]})
+    assert _data_codes(text, "json") == ["E209"]
+
+
+@pytest.mark.parametrize("name, text, code", [
+    ("moment.yaml", "statements:\n  - kind: unfreeze\n    selectors: [cnn]\n    at: {value: 1.5, unit: step}\n",
+     "E212"),
+    ("decay.json", '{"statements": [{"kind": "ema", "decay": "0.9"}]}', "E108"),
+    ("digits.opt", "optimizer sgd lr=0.1\nrun \u0661\u0660 steps\n", "E100"),
+    ("mac.opt", "optimizer sgd lr=0.1\rclip l2 -1\r", "E207"),
+])
+def test_bad_plans_on_the_command_line(name, text, code, tmp_path):
+    from limited import assert_clean, run_limited
+
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8", newline="")
+    assert_clean(run_limited("compile", str(path), "--model", "examples/seed_model.py:Network"), 1, f"[{code}]")
