@@ -15,6 +15,7 @@ from the parse tree and checks them; turning moments into times is
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .diagnostics import Diagnostic, Span, SpecError
@@ -95,6 +96,9 @@ def _check_point(at: Length, span: Span | None) -> list[Diagnostic]:
                            "without 'at', a statement applies from the start")]
     if at.unit == "percent" and at.value > 100:
         return [Diagnostic("E212", f"a share of the run is at most 100%, got {moment_text(at)}", span)]
+    if at.unit != "percent" and not (math.isfinite(at.value) and at.value.is_integer()):
+        return [Diagnostic("E212", f"a moment is a whole number of {at.unit}s, got {moment_text(at)}", span,
+                           "e.g. at epoch 3, at step 2000 or at 50%")]
     return []
 
 
@@ -110,6 +114,8 @@ def _check_warmup(stmt) -> list[Diagnostic]:
     length = stmt.warmup
     if not length.value > 0:
         return [Diagnostic("E212", f"a length must be greater than 0, got {length.text}", span)]
+    if not math.isfinite(length.value):
+        return [Diagnostic("E212", f"a warmup must end, got {length.text}", span)]
     if length.unit == "percent" and length.value > 100:
         return [Diagnostic("E212", f"a share of the run is at most 100%, got {length.text}", span)]
     return []

@@ -166,10 +166,10 @@ def _timing_options(cmd: argparse.ArgumentParser) -> None:
 
 
 def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    digits = text.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 300:  # the digits 0-9, as in a spec
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number")
+    value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"'{text}' must be at least 1")
     return value

@@ -87,6 +87,13 @@ _ENTRIES = (
              "statements:\n  - kind: step\n    every: ten\n    gamma: 0.1",
              "Give the field a value of the type the message names.",
              example_format="yaml"),
+    CodeInfo("E109", "invisible character",
+             "A statement, or a string in a plan written as data, holds a character that cannot be seen: a "
+             "control character such as NUL, a zero-width or bidirectional formatting character, a line or "
+             "paragraph separator. The statement is not read, since its words are not what a reader of the "
+             "file sees; comments may hold anything. (A lone carriage return ends a line, as in old Mac files.)",
+             "freeze conv\u200b1   # a zero-width space (U+200B) after conv",
+             "Delete the character; the message names it and the caret points at it."),
     # --- E2xx: checking the plan ------------------------------------------------------------------
     CodeInfo("E201", "unknown optimizer",
              "The optimizer statement names neither a builtin optimizer nor an installed extension.",
@@ -209,6 +216,19 @@ _ENTRIES = (
              "layers embed then blocks.* layer_decay=0.75",
              "Give decay=D (0 < D <= 1), and optionally min_scale=S and freeze_below=S; the hint names the "
              "closest setting."),
+    CodeInfo("E235", "no such device number",
+             "A `device` statement or the `device=` of `ema` numbers a device that no machine has: the CPU is "
+             "one device (`cpu`, or `cpu:0`), and torch numbers the devices of a type 0 to 127.",
+             "device cpu:3",
+             "Write cpu, or the number of an accelerator device (cuda:1); `device auto` picks one."),
+    CodeInfo("E236", "run length given twice",
+             "`compile` got the run's length both as `epochs=` and as `steps=` (each wins over the spec's "
+             "`run`, so they cannot both). Each of `epochs=`, `steps=` and `steps_per_epoch=` is, like the "
+             "spec's `run` and `steps_per_epoch`, a whole number of at least 1 (E207 otherwise; E206 for what "
+             "is not a number).",
+             "schedule cosine 90%   # compiled with epochs=90 and steps=10000",
+             "Give epochs= or steps=, not both.",
+             needs_model=True),
     CodeInfo("E220", "import not allowed",
              "The optimizer is named by import path, and importing it would run code; that needs the "
              "caller's permission.",

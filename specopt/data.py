@@ -27,6 +27,8 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .diagnostics import Diagnostic, Source, Span, SpecError, did_you_mean, suggest
 from .parse import MAX_SOURCE_CHARS
+from .plaintext import invisible_diagnostics, line_breaks, text_lines
+from .shortforms import Expansion, value_problems
 from .extensions import import_diagnostics
 from .plan import BY_KEYWORD as STATEMENTS
 from .plan import Plan, StatementNode
@@ -59,23 +61,31 @@ def load_data(path: str | Path, allow_import: bool = False) -> tuple[Plan, Sourc
 
 
 def parse_data(text: str, fmt: str, name: str = "<string>", allow_import: bool = False) -> tuple[Plan, Source]:
-    """Validate a plan written as JSON or YAML (``fmt``); raise :class:`SpecError` with every problem."""
+    """Validate a plan written as JSON or YAML (``fmt``), short forms (:mod:`specopt.shortforms`) and all;
+    raise :class:`SpecError` with every problem. Its text follows the rules of :mod:`specopt.plaintext`."""
+    text = line_breaks(text)
     source = Source(text, name, fmt)
     if len(text) > MAX_SOURCE_CHARS:
         raise SpecError([Diagnostic("E102", f"spec is too large ({len(text)} characters; the limit "
                                     f"is {MAX_SOURCE_CHARS})", Span(start=0, end=0))], source)
+    hidden = invisible_diagnostics(text_lines(text)) if fmt == "json" else []  # YAML's reader refuses them itself
     doc = _decode_yaml(text) if fmt == "yaml" else _decode_json(text)
-    if isinstance(doc, Diagnostic):
-        raise SpecError([doc], source)
+    if hidden or isinstance(doc, Diagnostic):
+        raise SpecError(hidden or [doc], source)
+    found = value_problems(doc.data)
+    if found:
+        raise SpecError([replace(d, span=doc.locate(d.path)) for d in found], source)
+    written, locate = Expansion(doc.data), doc.locate
+    doc = _Document(written.data, lambda path: locate(written.original(path)))
     try:
         Plan.model_validate(doc.data)
     except ValidationError as exc:
-        raise SpecError(_structure_diagnostics(exc.errors(), doc), source) from None
+        raise SpecError(written.report(_structure_diagnostics(exc.errors(), doc), locate), source) from None
     except SpecError:
         pass  # checked again below, where each problem gets the path of its node
     diags = _plan_diagnostics(doc, allow_import)
-    if diags:
-        raise SpecError(diags, source)
+    if diags or written.problems:
+        raise SpecError(written.report(diags, locate), source)
     return Plan.model_validate(_rewrite(doc.data, (), doc.locate)), source
 
 
@@ -365,7 +375,8 @@ def _decode_json(text: str) -> _Document | Diagnostic:
 
 def _json_decoder(text: str, spans: dict[int, Span]) -> json.JSONDecoder:
     """A decoder that records where each object and array lies and refuses duplicate keys."""
-    decoder = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_int=lambda s: _int(s, text))
+    decoder = json.JSONDecoder(object_pairs_hook=_unique_keys, parse_int=lambda s: _int(s, text),
+                               parse_float=lambda s: float(_ascii(s, text)))
     depth = [0]
 
     def nested(parse):
@@ -404,7 +415,14 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
 def _int(digits: str, text: str) -> int:
     if len(digits.lstrip("-")) > _MAX_INT_DIGITS:
         raise _DataError(f"a number with more than {_MAX_INT_DIGITS} digits", max(0, text.find(digits)))
-    return int(digits)
+    return int(_ascii(digits, text))
+
+
+def _ascii(digits: str, text: str) -> str:
+    """A number written with the digits 0-9 (Python's JSON reader takes any script's digits)."""
+    if not digits.isascii():
+        raise _DataError(f"a number written with digits other than 0-9: {digits[:40]}", max(0, text.find(digits)))
+    return digits
 
 
 def _checked_string(s: str, end: int, strict: bool = True) -> tuple[str, int]:

@@ -41,11 +41,16 @@ def target(plan, source: Source | None = None) -> torch.device | None:
 
 
 def named(name: str, span, source: Source | None = None) -> torch.device:
-    """The device called ``name`` (``cpu``, ``cuda:1``); E410 at ``span`` when this machine has none such."""
-    device = torch.device(name)
-    if device.type == "cpu" or _exists(device):
+    """The device called ``name`` (``cpu``, ``cuda:1``); E410 at ``span`` when this machine has none such,
+    or this torch knows no such device type."""
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is not None and (device.type == "cpu" or _exists(device)):
         return device
-    raise SpecError([Diagnostic("E410", f"there is no device {name} here", span,
+    why = "" if device is not None else f" (this torch knows no device type '{name.partition(':')[0]}')"
+    raise SpecError([Diagnostic("E410", f"there is no device {name} here{why}", span,
                                 "devices here: " + ", ".join(available()))], source)
 
 

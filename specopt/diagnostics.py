@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import bisect
 import json
+import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Iterable, Sequence
 
 from pydantic import BaseModel, ConfigDict
@@ -38,17 +40,24 @@ class Source:
     name: str = "<string>"
     format: str = "spec"
 
+    @cached_property
+    def _line_starts(self) -> list[int]:
+        """The offset where each line starts, found once: positioning many statements stays linear."""
+        return [0] + [m.end() for m in re.finditer("\n", self.text)]
+
     def line_col(self, offset: int) -> tuple[int, int]:
         """Return the 1-based line and column of a character offset."""
         offset = max(0, min(offset, len(self.text)))
-        line = self.text.count("\n", 0, offset) + 1
-        line_start = self.text.rfind("\n", 0, offset) + 1
-        return line, offset - line_start + 1
+        line = bisect.bisect_right(self._line_starts, offset)
+        return line, offset - self._line_starts[line - 1] + 1
 
     def line_text(self, line: int) -> str:
         """Return the text of a 1-based line, without its newline."""
-        lines = self.text.split("\n")
-        return lines[line - 1] if 0 < line <= len(lines) else ""
+        starts = self._line_starts
+        if not 0 < line <= len(starts):
+            return ""
+        end = starts[line] - 1 if line < len(starts) else len(self.text)
+        return self.text[starts[line - 1]:end]
 
 
 @dataclass(frozen=True)
@@ -71,7 +80,7 @@ class Diagnostic:
             lines = [f"{name}: {self.severity}: {self.message} [{self.code}]"]
         else:
             line, col = source.line_col(self.span.start)
-            text = source.line_text(line)
+            text = _shown(source.line_text(line))
             width = _caret_width(source, self.span, line, col, text)
             lines = [
                 f"{name}:{line}:{col}: {self.severity}: {self.message} [{self.code}]",
@@ -93,6 +102,17 @@ class Diagnostic:
             out["line"], out["column"] = source.line_col(self.span.start)
             out["end_line"], out["end_column"] = source.line_col(self.span.end)
         return out
+
+
+def _shown(text: str) -> str:
+    """A source line as it is printed: a character that would not show (NUL, a zero-width space) is
+    replaced by a visible one, so that the line stays one character per column."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == "\t" else _PICTURES.get(ch, "\ufffd") for ch in text)
+
+
+_PICTURES = {chr(c): chr(0x2400 + c) for c in range(0x20)} | {"\x7f": "\u2421"}
 
 
 def _caret_width(source: Source, span: Span, line: int, col: int, text: str) -> int:

@@ -10,13 +10,17 @@ from __future__ import annotations
 import math
 from typing import Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, model_validator
 
 from .diagnostics import Span
 
 
 class Node(BaseModel):
-    """Base of every plan node: frozen, strict about unknown fields, with an optional source span."""
+    """Base of every plan node: frozen, strict about unknown fields, with an optional source span.
+
+    Numbers and flags are strict (``StrictFloat``, ``StrictInt``, ``StrictBool``): a plan
+    written as data says ``0.9``, not ``"0.9"``, and ``1``, not ``true``, as spec text must.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
@@ -26,7 +30,7 @@ class Node(BaseModel):
 class Relative(Node):
     """A value relative to the base: ``x0.1`` means 0.1 times the optimizer's base value."""
 
-    factor: float
+    factor: StrictFloat
 
     def of(self, base: float) -> float:
         """The value for ``base``, rounded to 15 significant digits so that 0.7 x 0.1 is 0.07."""
@@ -72,12 +76,12 @@ class Selector(Node):
 
     kind: Literal["name", "class", "ndim"]
     pattern: str
-    anchored: bool = False
-    negated: bool = False
-    optional: bool = False
-    owner: bool = False
-    ignore_case: bool = False
-    first_name: bool = False
+    anchored: StrictBool = False
+    negated: StrictBool = False
+    optional: StrictBool = False
+    owner: StrictBool = False
+    ignore_case: StrictBool = False
+    first_name: StrictBool = False
 
     @model_validator(mode="after")
     def _form(self) -> "Selector":
@@ -114,7 +118,7 @@ UNIT_WORDS = {"step": "step", "steps": "step", "epoch": "epoch", "epochs": "epoc
 class Length(Node):
     """A span of training time: ``500 steps``, ``5 epochs`` or ``80%`` of the run."""
 
-    value: float
+    value: StrictFloat
     unit: Literal["step", "epoch", "percent"]
 
     @property
@@ -128,7 +132,7 @@ class Length(Node):
 class Milestones(Node):
     """Points in time, counted from the start of a phase: ``30,60,90 epochs``."""
 
-    values: tuple[float, ...] = Field(min_length=1)
+    values: tuple[StrictFloat, ...] = Field(min_length=1)
     unit: Literal["step", "epoch"]
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -22,6 +23,7 @@ from .diagnostics import Diagnostic, Source, Span, SpecError, did_you_mean
 from .extensions import import_diagnostics
 from .nodes import UNIT_WORDS, Length, Milestones, Option, Relative, Selector, Term, factor_value
 from .phases import Item
+from .plaintext import describe, first_invisible, invisible_diagnostics, line_breaks, visible
 from .plan import BY_KEYWORD, Plan
 from .selectors import read_flags
 from .statements import Parts
@@ -54,14 +56,21 @@ def parse_text(text: str, name: str = "<string>", allow_import: bool = False,
     An optimizer named by import path is refused unless ``allow_import``; when
     allowed, its class is imported here and the options are checked against it.
     ``defer_imports`` accepts such a path unchecked and imports nothing: the
-    gate then applies when the plan is compiled or resolved.
+    gate then applies when the plan is compiled or resolved. A lone ``\\r`` ends
+    a line, and a statement holding an invisible character is reported (E109),
+    not read (see :mod:`specopt.plaintext`); comments may hold anything.
     """
+    text = line_breaks(text)
     source = Source(text, name)
     if len(text) > MAX_SOURCE_CHARS:
         raise SpecError([Diagnostic("E102", f"spec is too large ({len(text)} characters; the limit "
                                     f"is {MAX_SOURCE_CHARS})", Span(start=0, end=0))], source)
-    statements, diags, salvaged = [], [], {}
-    for start, chunk in split_statements(text):
+    chunks = split_statements(text)
+    diags = invisible_diagnostics(chunks)
+    statements, salvaged = [], {}
+    for start, chunk in chunks:
+        if diags and first_invisible(chunk) is not None:
+            continue  # reported as E109: its words are not what a reader of the file sees
         try:
             statements += _parse_chunk(chunk, start)
         except UnexpectedInput as exc:
@@ -188,7 +197,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, chunk: str, start: int) -> Diagnost
     if pos == lead and word and word not in BY_KEYWORD:
         return Diagnostic("E101", f"unknown statement '{word}'", Span(start=start + pos, end=start + pos + len(word)),
                           did_you_mean(word, BY_KEYWORD) or "statements: " + ", ".join(BY_KEYWORD))
-    found = f"'{word}'" if word else ("end of statement" if pos >= len(chunk.rstrip()) else f"'{chunk[pos]}'")
+    found = f"'{word}'" if word else ("end of statement" if pos >= len(chunk.rstrip()) else _char(chunk[pos]))
     message = f"unexpected {found}" + _expectation(exc, chunk, pos)
     keyword = chunk.split()[0]
     hint = f"the form is: {BY_KEYWORD[keyword].syntax}" if keyword in BY_KEYWORD else None
@@ -198,6 +207,11 @@ def _syntax_diagnostic(exc: UnexpectedInput, chunk: str, start: int) -> Diagnost
         hint = "only an unfreeze ramps the lr of what it makes trainable: unfreeze ... at step N warmup LENGTH"
     width = len(word) or (1 if pos < len(chunk) else 0)  # nothing to underline at the end of the text
     return Diagnostic("E100", message, Span(start=start + pos, end=start + pos + width), hint)
+
+
+def _char(ch: str) -> str:
+    """A character as a message shows it: quoted, or named when it would not show (a no-break space)."""
+    return f"'{ch}'" if visible(ch) else describe(ch)
 
 
 def _error_pos(exc: UnexpectedInput, chunk: str) -> int:
@@ -380,12 +394,18 @@ _WORDS = {"true": True, "false": False, "none": None, "inf": math.inf, "nan": ma
 
 
 def _whole(text: str, span: Span) -> int:
-    """A whole number; one past Python's limit on digits is reported rather than raised."""
+    """A whole number; one too large for a float (or past Python's limit on digits) is reported, not raised."""
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
+        value = None
+    if value is None or abs(value) > LARGEST_WHOLE:
         raise _NodeError(Diagnostic("E103", f"number too long ({len(text)} digits)", span,
-                                    "write a large number with an exponent, e.g. 1e30")) from None
+                                    "a number is at most about 1.8e308, the largest float")) from None
+    return value
+
+
+LARGEST_WHOLE = int(sys.float_info.max)
 
 
 def _word_value(word: str, span: Span):

@@ -14,6 +14,7 @@ the same checks. Turning phases into times is :mod:`specopt.timing`'s work.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar, Literal, NamedTuple, Union
 
 from pydantic import Field
@@ -296,6 +297,8 @@ def _check_length(length: Length | Milestones, span: Span | None) -> list[Diagno
     span = length.span or span
     if any(v <= 0 or v != v for v in values):
         return [Diagnostic("E212", f"a length must be greater than 0, got {length.text}", span)]
+    if any(v == math.inf for v in values):
+        return [Diagnostic("E212", f"a length must be finite, got {length.text}", span)]
     if getattr(length, "unit", None) == "percent" and any(v > 100 for v in values):
         return [Diagnostic("E212", f"a share of the run is at most 100%, got {length.text}", span)]
     if isinstance(length, Milestones) and list(values) != sorted(set(values)):

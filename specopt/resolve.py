@@ -26,6 +26,7 @@ from .match import Found, TreeMatcher, class_names, selection_errors, walk
 from .norms import norm_warnings
 from .owners import OptimizerSlot, claims, make_slots, owner, ownership_errors
 from .plan import Plan
+from .selectors import selector_problems
 from .statements import GroupStatement
 from .registry import OptimizerInfo
 from .wrappers import named_modules
@@ -282,6 +283,17 @@ def _collector_paused():
             gc.enable()
 
 
+def _matchable(stmt):
+    """The statement with only the selectors that can be matched (those that cannot are E209 already),
+    or ``None`` when none is left, or the statement's selectors are not one field (``layers``)."""
+    good = tuple(t for t in stmt.selectors if not any(selector_problems(a.kind, a.pattern) for a in t.atoms))
+    if len(good) == len(stmt.selectors):
+        return stmt
+    if not good or "selectors" not in type(stmt).model_fields:
+        return None
+    return stmt.model_copy(update={"selectors": good})
+
+
 def origin_of(plan: Plan, i: int, source: Source | None) -> Origin:
     """The origin record of statement ``i``: named groups by name, others by kind and line."""
     stmt = plan.statements[i]
@@ -358,6 +370,7 @@ def selection_diagnostics(statements, model, source: Source | None = None) -> li
     against the model, so that every error of the file is reported in one run.
     """
     chosen = [s for s in statements if getattr(s, "role", None) == "selection" or getattr(s, "selectors", ())]
+    chosen = [m for m in map(_matchable, chosen) if m is not None]
     if not chosen:
         return []
     matcher = TreeMatcher(a for s in chosen for t in s.selectors for a in t.atoms)

@@ -25,6 +25,7 @@ STAR2 = "**"
 _MAX_ALTERNATIVES = 64
 MAX_BRACE_DEPTH = 8
 _NDIM = re.compile(r"(<=|>=|==|!=|<|>)([0-9]{1,6})")
+_UNWRITABLE = re.compile(r"""[\s;#=&()"'<>:]""")  # what ends a selector in spec text (grammar: SELECTOR)
 FLAGS = {"i": "ignore case", "first": "a tied tensor's first name only"}
 
 
@@ -51,6 +52,9 @@ def selector_problems(kind: str, pattern: str) -> list[tuple[str, str | None]]:
             ("a rank test is <, <=, >, >=, == or != and a whole number of at most 6 digits", "e.g. ndim<2")]
     if not pattern:
         return [("empty pattern", None)]
+    unwritable = _UNWRITABLE.search(pattern)
+    if unwritable:  # only a plan read from data can hold one
+        return [(f"{unwritable.group()!r} cannot be part of a pattern", "spec text ends a selector there")]
     segments = pattern.split(".") if kind == "name" else [pattern]
     problems = []
     for seg in segments:

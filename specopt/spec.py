@@ -49,7 +49,7 @@ class Spec:
         from .timing import plan_timing
 
         check_imports(self.plan, self.allow_import or allow_import, self.source)
-        timing = plan_timing(self.plan, epochs, steps, steps_per_epoch)
+        timing = plan_timing(self.plan, epochs, steps, steps_per_epoch, self.source)
         return compile_plan(self.plan, model, self.source, timing, scaler)
 
     def resolve(self, model, allow_import: bool = False) -> "Resolution":

@@ -16,7 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictFloat, StrictInt
 
 from .clauses import check_clauses, read_clauses
 from .diagnostics import Diagnostic, Span, did_you_mean
@@ -261,7 +261,7 @@ class ClipStatement(Statement):
 
     kind: Literal["clip"] = "clip"
     mode: str
-    max: float
+    max: StrictFloat
 
     @property
     def norm_type(self) -> float | None:
@@ -303,9 +303,9 @@ class StepStatement(Statement):
     example: ClassVar[str] = "step every 10 x0.1"
 
     kind: Literal["step"] = "step"
-    every: int
+    every: StrictInt
     unit: Literal["epoch", "step"] = "epoch"
-    gamma: float
+    gamma: StrictFloat
 
     @property
     def hyper(self) -> str:
@@ -374,7 +374,7 @@ class StepsPerEpochStatement(Statement):
     unique: ClassVar[bool] = True
 
     kind: Literal["steps_per_epoch"] = "steps_per_epoch"
-    steps: int
+    steps: StrictInt
 
     def check(self, ctx: CheckContext) -> list[Diagnostic]:
         return _positive_whole(self.steps, "steps per epoch", self.span)

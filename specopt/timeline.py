@@ -57,13 +57,14 @@ def ever_trained(switches: tuple[Switch, ...], built: bool) -> bool:
     """Whether the parameter is trainable at some point of the run (and so belongs in the optimizer)."""
     if state(switches, built)[0]:
         return True
-    return any(s.timed and not s.freezes and not _overridden_from_start(switches, k)
-               for k, s in enumerate(switches))
+    last = _last_untimed(switches)
+    return any(s.timed and not s.freezes for s in switches[last + 1:])
 
 
-def _overridden_from_start(switches: tuple[Switch, ...], k: int) -> bool:
-    """Whether a statement without ``at`` after switch ``k`` overrides it at every moment."""
-    return any(not s.timed for s in switches[k + 1:])
+def _last_untimed(switches: tuple[Switch, ...]) -> int:
+    """The position of the last statement without ``at`` (-1: none); it overrides every switch before it
+    at every moment."""
+    return next((k for k in range(len(switches) - 1, -1, -1) if not switches[k].timed), -1)
 
 
 def ramp_key(switches: tuple[Switch, ...], built: bool) -> tuple:
@@ -82,22 +83,18 @@ def ramp_key(switches: tuple[Switch, ...], built: bool) -> tuple:
 def timed_changes(switches: tuple[Switch, ...], built: bool) -> set[int]:
     """The timed statements that change the parameter's state at their moment, for some order of moments."""
     changed = set()
-    for k, switch in enumerate(switches):
-        if not switch.timed:
-            continue
-        before = (state(switches[:k], built)[0], state(switches[:k], built, _all(switches))[0])
-        if any(value == switch.freezes for value in before):
+    untimed, everything = built, built  # the state before each switch: no moment come, and every moment come
+    for switch in switches:
+        if switch.timed and switch.freezes in (untimed, everything):
             changed.add(switch.index)
+        everything = not switch.freezes
+        untimed = untimed if switch.timed else everything
     return changed
 
 
 def timed_deciders(switches: tuple[Switch, ...]) -> set[int]:
     """The timed statements that decide the parameter's state from their moment at least for a while."""
-    return {s.index for k, s in enumerate(switches) if s.timed and not _overridden_from_start(switches, k)}
-
-
-def _all(switches: tuple[Switch, ...]) -> frozenset[int]:
-    return frozenset(s.index for s in switches if s.timed)
+    return {s.index for s in switches[_last_untimed(switches) + 1:] if s.timed}
 
 
 @dataclass(frozen=True)
@@ -123,17 +120,18 @@ def changes(switches: tuple[Switch, ...], built: bool) -> tuple[Change, ...]:
     Moments are ordered when they are in the same unit; otherwise they keep
     statement order (only the run's timing can order epochs against steps).
     """
-    timed = [s for s in switches if s.timed]
-    if len({s.at.unit for s in timed}) == 1:
-        timed.sort(key=lambda s: s.at.value)
-    out, fired = [], set()
+    timed = [(k, s) for k, s in enumerate(switches) if s.timed]
+    if len({s.at.unit for _, s in timed}) == 1:
+        timed.sort(key=lambda item: item[1].at.value)
+    out = []
     current = state(switches, built)[0]
-    for switch in timed:
-        fired.add(switch.index)
-        now, decider = state(switches, built, frozenset(fired))
-        if now != current:
-            out.append(Change(switch.at, now, decider.origin, decider.warmup))
-            current = now
+    deciding = _last_untimed(switches)  # the decider is the last statement that applies: it only moves on
+    for k, switch in timed:
+        deciding = max(deciding, k)
+        decider = switches[deciding]
+        if decider.freezes == current:
+            current = not decider.freezes
+            out.append(Change(switch.at, current, decider.origin, decider.warmup))
     return tuple(out)
 
 

@@ -14,6 +14,8 @@ at the phase that needs it, naming the number.
 from __future__ import annotations
 
 import math
+import numbers as numbers_
+import sys
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
@@ -69,15 +71,51 @@ class Timing:
 
 
 def plan_timing(plan, epochs: int | None = None, steps: int | None = None,
-                steps_per_epoch: int | None = None) -> Timing:
-    """The timing of a plan's schedules; the caller's ``epochs``/``steps``/``steps_per_epoch`` win."""
-    if epochs is not None and steps is not None:
-        raise ValueError("give the run's length as epochs= or as steps=, not both")
+                steps_per_epoch: int | None = None, source: Source | None = None) -> Timing:
+    """The timing of a plan's schedules; the caller's ``epochs``/``steps``/``steps_per_epoch`` win.
+
+    They follow the rules of the spec's ``run`` and ``steps_per_epoch``: whole
+    numbers of at least 1 (E207; E206 for what is not a number), and only one
+    of ``epochs`` and ``steps`` (E236).
+    """
+    diags = given_problems(epochs=epochs, steps=steps, steps_per_epoch=steps_per_epoch)
+    if diags:
+        raise SpecError(diags, source)
     run = _run_length(plan, epochs, steps)
-    spe = steps_per_epoch if steps_per_epoch is not None else (
+    spe = int(steps_per_epoch) if steps_per_epoch is not None else (
         plan.steps_per_epoch.steps if plan.steps_per_epoch else None)
     unit = "step" if "step" in _units(plan, run) else "epoch"
     return Timing(unit, run, spe)
+
+
+def given_problems(**numbers) -> list[Diagnostic]:
+    """What is wrong with the run's length and steps per epoch a caller gave to compile (``None``: not given)."""
+    given = {name: value for name, value in numbers.items() if value is not None}
+    diags = []
+    if "epochs" in given and "steps" in given:
+        diags.append(Diagnostic("E236", f"compile got the run's length twice: epochs={given['epochs']!r} and "
+                                f"steps={given['steps']!r}", None, "give epochs= or steps=, not both"))
+    for name, value in given.items():
+        if isinstance(value, bool) or not isinstance(value, numbers_.Real):
+            diags.append(Diagnostic("E206", f"compile's {name}= takes a whole number, not {_shown(value)}", None))
+        elif not _whole_and_positive(value):
+            diags.append(Diagnostic("E207", f"compile's {name}= must be a whole number of at least 1, got "
+                                    f"{_shown(value)}", None, f"leave {name}= out to use the spec's"))
+    return diags
+
+
+def _whole_and_positive(value) -> bool:
+    if isinstance(value, numbers_.Integral):
+        return 1 <= value <= _LARGEST  # a longer run than a float holds cannot be counted
+    return math.isfinite(value) and float(value).is_integer() and value >= 1
+
+
+_LARGEST = int(sys.float_info.max)
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _in_unit(run: Length | None, unit: str, spe: int | None) -> float | None:
@@ -93,8 +131,6 @@ def _run_length(plan, epochs, steps) -> Length | None:
     """The caller's run length, else the spec's ``run``, else ``None``."""
     if epochs is not None or steps is not None:
         unit, value = ("epoch", epochs) if epochs is not None else ("step", steps)
-        if value < 1 or value != int(value):
-            raise ValueError(f"the run's length must be a whole number of at least 1, got {value}")
         return Length(value=float(value), unit=unit)
     return plan.run.length if plan.run is not None else None
 

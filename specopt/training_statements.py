@@ -12,8 +12,11 @@ declares its form, parsing and checks; none needs torch.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
+
+from pydantic import StrictFloat, StrictInt
 
 from .diagnostics import Diagnostic, Span, did_you_mean
 from .nodes import Option, show_value
@@ -21,6 +24,8 @@ from .registry import check_bounds
 from .statements import CheckContext, Parts, Statement
 
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "hpu", "npu", "mtia", "xla")
+MAX_ACCUMULATE = 1_000_000_000  # far past any real run; a loss divided by more than 2**63 overflows torch
+MAX_DEVICE_INDEX = 127  # torch numbers a type's devices with a signed byte
 
 
 class AccumulateStatement(Statement):
@@ -35,12 +40,16 @@ class AccumulateStatement(Statement):
     unique: ClassVar[bool] = True
 
     kind: Literal["accumulate"] = "accumulate"
-    count: int
+    count: StrictInt
 
     def check(self, ctx: CheckContext) -> list[Diagnostic]:
         if self.count < 1:
             return [Diagnostic("E207", f"accumulate needs at least 1 micro-batch per step, got {self.count}",
                                self.span)]
+        if self.count > MAX_ACCUMULATE:
+            shown = f"{self.count:,}" if self.count < 10 ** 15 else f"{self.count:.3g}"
+            return [Diagnostic("E207", f"accumulate takes at most {MAX_ACCUMULATE:,} micro-batches per step, got "
+                               f"{shown}", self.span, "the optimizer steps once every N micro-batches")]
         return []
 
     @classmethod
@@ -83,7 +92,7 @@ class EmaStatement(Statement):
     unique: ClassVar[bool] = True
 
     kind: Literal["ema"] = "ema"
-    decay: float
+    decay: StrictFloat
     options: tuple[Option, ...] = ()
 
     def setting(self, name: str) -> Any:
@@ -166,18 +175,34 @@ class DeviceStatement(Statement):
 
 
 def check_device_name(value: Any, span: Span | None, allow_auto: bool) -> list[Diagnostic]:
-    """E232 unless ``value`` names a device: a device type, optionally ``:index`` (or ``auto``)."""
+    """E232 unless ``value`` names a device: a device type, optionally ``:index`` (or ``auto``);
+    E235 for an index no device of that type can have."""
     if allow_auto and value == "auto":
         return []
     text = value if isinstance(value, str) else show_value(value)
-    kind, _, index = text.partition(":")
-    if kind in DEVICE_TYPES and (not index or index.isdigit()):
-        return []
+    kind, colon, index = text.partition(":")
+    if kind in DEVICE_TYPES and (not colon or _INDEX.fullmatch(index)):
+        return _check_index(text if len(text) <= 24 else text[:21] + "...", kind, index, span) if colon else []
+    if kind in DEVICE_TYPES and index.isascii() and index.isdigit():
+        return [Diagnostic("E232", f"'{text}' is not a device", span, f"write {kind}:{index.lstrip('0') or 0}")]
     names = DEVICE_TYPES + (("auto",) if allow_auto else ())
     meant = _DEVICE_SYNONYMS.get(kind.lower())
     hint = f"did you mean '{meant}'?" if meant else did_you_mean(kind, names)
     return [Diagnostic("E232", f"'{text}' is not a device", span,
                        hint or "devices: " + ", ".join(names) + ", with :N for an index")]
+
+
+_INDEX = re.compile(r"0|[1-9][0-9]*")
+
+
+def _check_index(text: str, kind: str, index: str, span: Span | None) -> list[Diagnostic]:
+    if kind == "cpu" and index != "0":
+        return [Diagnostic("E235", f"there is no device {text}: the CPU is one device, cpu (or cpu:0)", span,
+                           "write cpu")]
+    if len(index) > len(str(MAX_DEVICE_INDEX)) or int(index) > MAX_DEVICE_INDEX:
+        return [Diagnostic("E235", f"there is no device {text}: torch numbers the devices of a type 0 to "
+                           f"{MAX_DEVICE_INDEX}", span, f"write {kind} for the current one, or its number")]
+    return []
 
 
 _DEVICE_SYNONYMS = {"gpu": "cuda", "nvidia": "cuda", "rocm": "cuda", "metal": "mps", "tpu": "xla"}

@@ -42,6 +42,8 @@ EXPECTED = {
                    "resolve + E301:", "target: slowest hint / bare enumeration"],
     "bench_layers": ["bare named_parameters()", "by hand: one group per layer", "layers statement",
                      "both specs agree on every tensor", "target: layers statement / by hand"],
+    "bench_timeline": ["statements", "per statement", "target: parse per statement",
+                       "target: compile per statement"],
 }
 
 

@@ -236,6 +236,17 @@ def _engine(check):
     return setup
 
 
+def _setup_e236(monkeypatch, tmp_path):
+    """Compiling is given the run's length twice, as epochs= and as steps=."""
+    compile_spec = specopt.Spec.compile
+
+    def twice(self, model, allow_import=False):
+        return compile_spec(self, model, allow_import, epochs=90, steps=10000)
+
+    monkeypatch.setattr(specopt.Spec, "compile", twice)
+    return {}
+
+
 LIGHTNING = "the Lightning Trainer"
 
 
@@ -246,7 +257,7 @@ def _engines():
 
 
 SETUPS = {"E102": _setup_e102, "E221": _setup_e221, "E222": _setup_e222, "E401": _setup_e401,
-          "E405": _setup_e405, "E406": _setup_e406, "E407": _setup_e407, "E408": _setup_e408,
+          "E236": _setup_e236, "E405": _setup_e405, "E406": _setup_e406, "E407": _setup_e407, "E408": _setup_e408,
           "E501": _loading(lambda: _seed_trained("optimizer adam").optimizer.state_dict()),
           "E502": _loading(lambda: _seed_trained("freeze classifier").state_dict()),
           "E503": _loading(lambda: _seed_trained("optimizer adam", classes=20).state_dict()),

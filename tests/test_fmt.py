@@ -230,7 +230,7 @@ def statements(draw) -> list[str]:
     return [draw(statement(kind, info)) for kind in kinds]
 
 
-COMMENT = st.text(st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)), max_size=12)
+COMMENT = st.text(st.characters(blacklist_characters="\n\r", blacklist_categories=("Cs",)), max_size=12)  # \r ends a line
 
 
 @st.composite
