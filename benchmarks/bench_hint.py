@@ -26,8 +26,8 @@ SELECTORS = ["layers.7.moe.expert.3.w1", "layers.*.moe.experts.*.w4", "layers.3.
 
 def hint_of(selector: str):
     """A function computing the E301 hint for ``freeze SELECTOR`` against a model."""
-    from specopt.match import _nothing_hint
-    from specopt.resolve import index_model
+    from specopt.resolve.match import _nothing_hint
+    from specopt.resolve.resolution import index_model
 
     atom = specopt.parse(f"freeze {selector}").plan.statements[0].selectors[0].atoms[0]
     return lambda model: _nothing_hint(atom, index_model(model))

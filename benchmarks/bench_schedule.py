@@ -24,9 +24,9 @@ from torch.optim import lr_scheduler as L
 
 from common import (Candidate, format_seconds, interleave, machine, medians, parse_args, parser, print_table,
                     print_target)
-from specopt.curves import Curve
-from specopt.scheduler import SpecScheduler
-from specopt.schedules import Level, program
+from specopt.catalog.schedule_curves import Curve
+from specopt.runtime.scheduler import SpecScheduler
+from specopt.catalog.schedule_kinds import Level, program
 
 HORIZON = 10_000_000  # every schedule is longer than the benchmark runs, so none ends or raises
 

@@ -2,7 +2,7 @@
 
 A spec freezes ``body`` and then alternately unfreezes and freezes it again
 at steps 1, 2, ..., N, against a two-layer model. Candidates, at each N:
-  parse N     ``specopt.parse`` of the spec text;
+  parse N     ``specopt.language.parse`` of the spec text;
   compile N   ``spec.compile(model)`` of the parsed spec (a fresh model each time: the
               timeline of every parameter, the events, the optimizer).
 

@@ -195,8 +195,8 @@ def resolve_spec(spec, model):
     """
     if hasattr(spec, "resolve"):
         return spec.resolve(model)
-    from specopt.build import constructor_defaults, optimizer_class
-    from specopt.resolve import index_model, resolve
+    from specopt.build.assemble import constructor_defaults, optimizer_class
+    from specopt.resolve.resolution import index_model, resolve
 
     defaults = constructor_defaults(optimizer_class(spec.plan, spec.source))
     return resolve(spec.plan, index_model(model), defaults, spec.source)
@@ -204,4 +204,4 @@ def resolve_spec(spec, model):
 
 def resolve_path(spec) -> str:
     """Which resolution entry point :func:`resolve_spec` uses for this spec."""
-    return "Spec.resolve" if hasattr(spec, "resolve") else "specopt.resolve.resolve (no Spec.resolve yet)"
+    return "Spec.resolve" if hasattr(spec, "resolve") else "specopt.resolve.resolution.resolve (no Spec.resolve yet)"

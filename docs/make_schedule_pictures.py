@@ -4,7 +4,7 @@
 
 Each picture is one example of its kind over 100 steps for a param group whose
 base value is 1 (so the y axis reads as multiples of the base), drawn by
-specopt.plot from the same closed forms the scheduler runs. The plateau
+specopt.report.plot from the same closed forms the scheduler runs. The plateau
 picture comes from a real SpecScheduler fed a made-up metric that stops improving.
 """
 
@@ -17,9 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from specopt.plot import plot  # noqa: E402
-from specopt.preview import CurvePreview, GroupCurve, Preview, preview_programs  # noqa: E402
-from specopt.schedules import X1, Level, program  # noqa: E402
+from specopt.report.plot import plot  # noqa: E402
+from specopt.report.preview import CurvePreview, GroupCurve, Preview, preview_programs  # noqa: E402
+from specopt.catalog.schedule_kinds import X1, Level, program  # noqa: E402
 
 RUN = 100
 GROUPS = [{"name": "base 1", "lr": 1.0, "momentum": 0.9}]
@@ -62,7 +62,7 @@ def plateau_preview() -> Preview:
     """The learning rate a plateau phase gives while the metric improves for 30 steps, then stalls."""
     import torch
 
-    from specopt.scheduler import SpecScheduler
+    from specopt.runtime.scheduler import SpecScheduler
 
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     prog = program(("plateau", None, {"factor": x(0.5), "patience": 3}))

@@ -6,7 +6,7 @@
 """
 
 from .diagnostics import Diagnostic, Source, Span, SpecError
-from .plan import Plan
+from .plan.plan import Plan
 from .spec import Spec, compile, load, parse
 
 __all__ = ["Diagnostic", "Plan", "Source", "Span", "Spec", "SpecError", "compile", "load", "parse"]

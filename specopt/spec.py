@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .diagnostics import Source, SpecError
-from .extensions import check_imports
-from .parse import parse_text
-from .plan import Plan
-from .sources import read_spec_text  # noqa: F401 (part of the API: spec files as text)
+from .plan.extensions import check_imports
+from .language.parse import parse_text
+from .plan.plan import Plan
+from .language.sources import read_spec_text  # noqa: F401 (part of the API: spec files as text)
 
 if TYPE_CHECKING:
-    from .compiled import Compiled
-    from .resolve import Resolution
+    from .runtime.compiled import Compiled
+    from .resolve.resolution import Resolution
 
 
 
@@ -45,8 +45,8 @@ class Spec:
         win over the spec's ``run`` and ``steps_per_epoch``. ``scaler``, a
         ``torch.amp.GradScaler``, is what ``compiled.train_step`` scales losses with.
         """
-        from .build import compile_plan
-        from .timing import plan_timing
+        from .build.assemble import compile_plan
+        from .plan.timing import plan_timing
 
         check_imports(self.plan, self.allow_import or allow_import, self.source)
         timing = plan_timing(self.plan, epochs, steps, steps_per_epoch, self.source)
@@ -58,7 +58,7 @@ class Spec:
         Works on models built on the meta device, so a spec can be checked
         against a very large model without allocating its weights.
         """
-        from .build import resolve_model
+        from .build.assemble import resolve_model
 
         check_imports(self.plan, self.allow_import or allow_import, self.source)
         return resolve_model(self.plan, model, self.source)
@@ -79,10 +79,10 @@ def parse(text: str, name: str = "<string>", allow_import: bool = False, defer_i
 def load(path: str | Path, allow_import: bool = False) -> Spec:
     """Read and parse a spec file (UTF-8); ``allow_import`` as for :func:`parse`.
 
-    A ``.json``, ``.yaml`` or ``.yml`` file holds a plan as data (see :mod:`specopt.data`).
+    A ``.json``, ``.yaml`` or ``.yml`` file holds a plan as data (see :mod:`specopt.language.plan_data`).
     """
     if Path(path).suffix.lower() in (".json", ".yaml", ".yml"):
-        from .data import load_data  # imported here: data imports this module
+        from .language.plan_data import load_data  # imported here: data imports this module
 
         return Spec(*load_data(path, allow_import), allow_import)
     return parse(read_spec_text(path), str(path), allow_import)
@@ -106,7 +106,7 @@ def with_model_checks(exc: SpecError, model) -> SpecError:
     """``exc`` with the selector errors its readable statements have against ``model`` added."""
     if not exc.statements or model is None:
         return exc
-    from .resolve import selection_diagnostics
+    from .resolve.resolution import selection_diagnostics
 
     found = [d for d in selection_diagnostics(exc.statements, model) if d not in exc.diagnostics]
     return SpecError(list(exc.diagnostics) + found, exc.source, exc.statements) if found else exc

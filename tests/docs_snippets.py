@@ -33,7 +33,7 @@ invisible on the rendered page:
   the later block that uses it (runs, imports, compiles or formats it), not on
   its own.
 * ``<!-- needs: LIBRARY -->``: the ``python`` block needs an optional library its
-  imports do not show (``specopt.data.dump_yaml`` needs ``yaml``).
+  imports do not show (``specopt.language.plan_data.dump_yaml`` needs ``yaml``).
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ MARK = re.compile(r"^<!--\s*([\w ]+?)\s*(?::\s*(.*?))?\s*-->\s*$")
 # Libraries a snippet may need that specopt does not: the snippet is skipped only where one is absent.
 OPTIONAL = {"lightning": "lightning", "pytorch_lightning": "pytorch_lightning", "transformers": "transformers",
             "accelerate": "accelerate", "torchinfo": "torchinfo", "matplotlib": "matplotlib", "yaml": "yaml",
-            "timm": "timm", "numpy": "numpy", "specopt.lightning": "lightning", "specopt.hf": "transformers",
-            "specopt.accelerate": "accelerate", "specopt.plot": "matplotlib"}
+            "timm": "timm", "numpy": "numpy", "specopt.integrations.lightning": "lightning", "specopt.integrations.hf": "transformers",
+            "specopt.integrations.accelerate": "accelerate", "specopt.report.plot": "matplotlib"}
 
 
 @dataclass
@@ -221,7 +221,7 @@ def run_command(command: str) -> str:
     if argv[0] == "torchrun":
         return _child([sys.executable, "-m", "torch.distributed.run", *argv[1:]])
     assert argv[0] == "specopt", f"the docs' console blocks run specopt, cat or torchrun, not {argv[0]!r}"
-    from specopt.cli import main
+    from specopt.cli.main import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
@@ -314,7 +314,7 @@ def command_problems(line: str) -> list[str]:
 
 
 def _specopt_problems(sub: str, command: str) -> list[str]:
-    from specopt.cli import main
+    from specopt.cli.main import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
@@ -329,8 +329,8 @@ def _specopt_problems(sub: str, command: str) -> list[str]:
 
 def syntax_problems(body: str) -> list[str]:
     """The lines of a syntax form that name no statement, grammar rule or placeholder the language has."""
-    from specopt.parse import grammar_text
-    from specopt.plan import BY_KEYWORD
+    from specopt.language.parse import grammar_text
+    from specopt.plan.plan import BY_KEYWORD
 
     grammar = grammar_text()
     problems = []

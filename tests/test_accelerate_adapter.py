@@ -1,4 +1,4 @@
-"""``specopt.accelerate`` after ``accelerator.prepare``: one schedule step per optimizer step on one and on two
+"""``specopt.integrations.accelerate`` after ``accelerator.prepare``: one schedule step per optimizer step on one and on two
 processes, clipping once per step, and the loop equal to the step driver's on the same global batches."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ranks import run_ranks
 from test_ddp_ranks import loss_of, net
 
 accelerate = peer("accelerate")
-adapter = peer("specopt.accelerate")
+adapter = peer("specopt.integrations.accelerate")
 
 SPEC = """optimizer adamw lr=0.05 weight_decay=0.01
 freeze body.2

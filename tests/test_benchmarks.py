@@ -123,6 +123,6 @@ def test_resolution_fallback_agrees_with_spec_resolve(load_script):
     spec = specopt.parse(bench.spec_text(bench.make_rules(30, len(model.layers))))
     without_resolve = SimpleNamespace(plan=spec.plan, source=spec.source)  # a Spec from before Spec.resolve
     ours, fallback = common.resolve_spec(spec, model), common.resolve_spec(without_resolve, model)
-    assert common.resolve_path(without_resolve).startswith("specopt.resolve.resolve")
+    assert common.resolve_path(without_resolve).startswith("specopt.resolve.resolution.resolve")
     assert fallback.groups == ours.groups and len(ours.groups) > 1
     assert [p.frozen for p in fallback.params] == [p.frozen for p in ours.params]

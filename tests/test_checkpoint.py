@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import specopt
-from specopt.compiled import STATE_FORMAT, CheckpointError, CheckpointWarning, LoadResult
+from specopt.runtime.compiled import STATE_FORMAT, CheckpointError, CheckpointWarning, LoadResult
 
 
 def _trained(text: str, model: nn.Module, x: torch.Tensor | None = None, steps: int = 1):

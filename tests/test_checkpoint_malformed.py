@@ -19,9 +19,9 @@ import pytest
 import torch
 
 import specopt
-import specopt.dcp
+import specopt.runtime.dcp
 from loops import loss_of, make_net
-from specopt.compiled import CheckpointError, CheckpointWarning
+from specopt.runtime.compiled import CheckpointError, CheckpointWarning
 
 SPEC = """
 optimizer adamw lr=1e-2
@@ -236,7 +236,7 @@ def test_state_an_optimizer_tolerates_is_not_refused():
     assert specopt.compile("optimizer lbfgs", make_net()).load_state_dict(saved, strict=False).restored
 
 
-# --- specopt.dcp ---------------------------------------------------------------------------------
+# --- specopt.runtime.dcp ---------------------------------------------------------------------------------
 
 DCP_SPEC = "optimizer adamw lr=1e-2\nfreeze head\nunfreeze head at step 1 warmup 3 steps\nstep every 2 steps x0.5\n"
 
@@ -248,7 +248,7 @@ def _dcp_saved(tmp_path, edit_record):
     model = make_net()
     compiled = specopt.compile(DCP_SPEC, model)
     _run(model, compiled, 0, 3)
-    state = specopt.dcp.state_dict(compiled)
+    state = specopt.runtime.dcp.state_dict(compiled)
     record = torch.load(io.BytesIO(state["specopt"]), weights_only=True)
     buffer = io.BytesIO()
     torch.save(edit_record(record), buffer)
@@ -282,7 +282,7 @@ def test_a_malformed_distributed_checkpoint_is_a_coded_error_and_changes_nothing
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # DCP without a process group
         with pytest.raises(specopt.SpecError) as exc:
-            specopt.dcp.load(compiled, path)
+            specopt.runtime.dcp.load(compiled, path)
     assert {d.code for d in exc.value.diagnostics} == {code}, exc.value.render()
     _same(_snapshot_plain(model, compiled), before)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import specopt
-from specopt.fmt import format_text
-from specopt.nodes import Length
+from specopt.language.fmt import format_text
+from specopt.plan.nodes import Length
 
 CONTRACT = """freeze backbone
 unfreeze backbone.layer4 at epoch 3
@@ -57,7 +57,7 @@ def test_clause_errors(text, code, message):
 
 
 def test_a_warmup_on_a_freeze_in_a_data_plan_is_e230():
-    from specopt.data import parse_data
+    from specopt.language.plan_data import parse_data
 
     text = ('{"statements": [{"kind": "freeze", "selectors": [{"atoms": [{"kind": "name", "pattern": "a"}]}], '
             '"at": {"value": 3, "unit": "step"}, "warmup": {"value": 5, "unit": "step"}}]}')

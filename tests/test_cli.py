@@ -103,7 +103,7 @@ def test_diagnostics_as_json(tmp_path):
 
 
 def test_check_does_not_import_torch():
-    code = ("import sys; from specopt.cli import main; rc = main(['check', 'examples/seed.opt']); "
+    code = ("import sys; from specopt.cli.main import main; rc = main(['check', 'examples/seed.opt']); "
             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
     out = run_code(code)
     assert out.returncode == 0, out.stderr
@@ -145,7 +145,7 @@ def new_modules():
 def test_a_model_file_reuses_its_module_or_keeps_clear_of_another(tmp_path, new_modules):
     import seed_model  # imported from examples/ by conftest, as `import seed_model` there would
 
-    from specopt.modelref import load_model
+    from specopt.resolve.model_refs import load_model
 
     assert type(load_model(f"{ROOT}/examples/seed_model.py:Network")) is seed_model.Network
     other = tmp_path / "seed_model.py"
@@ -161,7 +161,7 @@ def test_a_model_file_reuses_its_module_or_keeps_clear_of_another(tmp_path, new_
 
 
 def test_a_model_file_without_a_module_name_gets_one(tmp_path, new_modules):
-    from specopt.modelref import load_model
+    from specopt.resolve.model_refs import load_model
 
     path = tmp_path / "my-net.py"
     path.write_text("import torch\n\nclass Net(torch.nn.Linear):\n    def __init__(self):\n"
@@ -170,7 +170,7 @@ def test_a_model_file_without_a_module_name_gets_one(tmp_path, new_modules):
 
 
 def test_compile_report_counts_in_the_singular_for_one(tmp_path):
-    from specopt.report import plural
+    from specopt.report.resolution_report import plural
 
     spec = tmp_path / "one.opt"
     spec.write_text("freeze classifier.bias\ngroup classifier.weight lr=0.5\n")

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import specopt
-from specopt.clip import Clipper
+from specopt.runtime.clip_hook import Clipper
 
 
 def _grads(scale: float, seed: int = 0, device: str = "cpu") -> list[nn.Parameter]:

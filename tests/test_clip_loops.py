@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import specopt
-from specopt.registry import OPTIMIZERS
+from specopt.catalog.registry import OPTIMIZERS
 from test_clip import _no_host_sync
 
 MAX_NORM = 0.05

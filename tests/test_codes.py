@@ -28,7 +28,7 @@ import pytest
 
 import specopt
 from golden import GOLDEN, check
-from specopt.codes import CATALOGUE, markdown
+from specopt.catalog.error_codes import CATALOGUE, markdown
 from specopt.diagnostics import SpecError, render_all
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +41,7 @@ def emitted_codes() -> dict[str, list[str]]:
     """Every code literal in the package's source (the catalogue itself aside), with the files using it."""
     found: dict[str, list[str]] = {}
     for path in sorted((ROOT / "specopt").rglob("*.py")):
-        if path.name == "codes.py":
+        if path.name.startswith(("error_codes", "code_info")):
             continue
         for code in EMITTED.findall(path.read_text(encoding="utf-8")):
             found.setdefault(code, []).append(path.name)
@@ -61,12 +61,12 @@ def case_inputs() -> list[Path]:
 
 def test_every_emitted_code_is_catalogued():
     missing = sorted(set(emitted_codes()) - set(CATALOGUE))
-    assert not missing, f"codes emitted in specopt/ but missing from specopt/codes.py: {missing}"
+    assert not missing, f"codes emitted in specopt/ but missing from specopt/catalog/error_codes.py: {missing}"
 
 
 def test_every_catalogued_code_is_emitted():
     unused = sorted(set(CATALOGUE) - set(emitted_codes()))
-    assert not unused, f"codes in specopt/codes.py that specopt/ never emits: {unused}"
+    assert not unused, f"codes in specopt/catalog/error_codes.py that specopt/ never emits: {unused}"
 
 
 def test_docs_are_generated_from_the_catalogue():
@@ -96,7 +96,7 @@ def test_entries_are_complete():
 # --- golden cases -------------------------------------------------------------------------------
 
 def _setup_e102(monkeypatch, tmp_path):
-    monkeypatch.setattr(importlib.import_module("specopt.parse"), "MAX_SOURCE_CHARS", 16)
+    monkeypatch.setattr(importlib.import_module("specopt.language.parse"), "MAX_SOURCE_CHARS", 16)
     return {}
 
 
@@ -106,8 +106,7 @@ def _setup_e221(monkeypatch, tmp_path):
 
 def _setup_e222(monkeypatch, tmp_path):
     """An installed package, brokenopt, whose 'lion' entry point names a module that does not exist."""
-    from specopt import extensions
-
+    from specopt.plan import extensions
     info = tmp_path / "brokenopt-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: brokenopt\nVersion: 1.0\n")
@@ -174,8 +173,7 @@ def _loading(checkpoint):
 
 def _change_model(monkeypatch, change) -> None:
     """Compile against ``change(model)`` instead of the model the ``.model`` reference builds."""
-    from specopt import modelref
-
+    from specopt.resolve import model_refs as modelref
     real = modelref.load_model
     monkeypatch.setattr(modelref, "load_model", lambda ref: change(real(ref)))
 
@@ -251,8 +249,7 @@ LIGHTNING = "the Lightning Trainer"
 
 
 def _engines():
-    from specopt import engines
-
+    from specopt.integrations import common as engines
     return engines
 
 
@@ -281,7 +278,7 @@ def _running(loop):
     def setup(monkeypatch, tmp_path):
         import torch
 
-        from specopt.scheduler import ScheduleWarning
+        from specopt.runtime.scheduler import ScheduleWarning
 
         compile_spec = specopt.Spec.compile
 
@@ -327,8 +324,7 @@ SETUPS.update({"W313": _running(_epochs_without_metric), "W314": _running(_drive
 
 @contextmanager
 def _fresh_extensions():
-    from specopt import extensions
-
+    from specopt.plan import extensions
     extensions.clear_cache()
     try:
         yield
@@ -345,7 +341,7 @@ def run_case(path: Path, monkeypatch, tmp_path) -> tuple[str, list[str]]:
             spec = specopt.load(path, **options)
             if not model_file.exists():
                 return "", []
-            from specopt.modelref import load_model
+            from specopt.resolve.model_refs import load_model
 
             monkeypatch.chdir(ROOT)
             compiled = spec.compile(load_model(model_file.read_text().strip()))

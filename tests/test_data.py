@@ -11,9 +11,9 @@ import yaml
 import specopt
 from golden import GOLDEN
 from processes import run_code, run_specopt
-from specopt.data import dump_plan, parse_data
+from specopt.language.plan_data import dump_plan, parse_data
 from specopt.diagnostics import SpecError
-from specopt.plan import Plan
+from specopt.plan.plan import Plan
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((GOLDEN / "plan").glob("*.opt")) + [ROOT / "examples" / "seed.opt"]
@@ -213,7 +213,7 @@ def test_cli_checks_yaml_and_json_plans(tmp_path):
 
 def test_cli_check_of_a_yaml_plan_does_not_import_torch(tmp_path):
     plan = write(tmp_path, "plan.yml", "statements:\n  - {kind: clip, mode: l2, max: 1}\n")
-    code = ("import sys; from specopt.cli import main; rc = main(['check', sys.argv[1]]); "
+    code = ("import sys; from specopt.cli.main import main; rc = main(['check', sys.argv[1]]); "
             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
     out = run_code(code, str(plan))
     assert out.returncode == 0, out.stderr
@@ -221,7 +221,7 @@ def test_cli_check_of_a_yaml_plan_does_not_import_torch(tmp_path):
 
 def test_cli_without_pyyaml_is_a_usage_error(tmp_path):
     plan = write(tmp_path, "plan.yaml", "statements: []\n")
-    code = ("import sys; sys.modules['yaml'] = None; from specopt.cli import main; "
+    code = ("import sys; sys.modules['yaml'] = None; from specopt.cli.main import main; "
             "sys.exit(main(['check', sys.argv[1]]))")
     out = run_code(code, str(plan))
     assert out.returncode == 2 and "needs PyYAML: pip install 'specopt[yaml]'" in out.stderr
@@ -229,7 +229,7 @@ def test_cli_without_pyyaml_is_a_usage_error(tmp_path):
 
 
 def test_cli_schema_prints_the_plan_schema_without_torch():
-    code = ("import sys; from specopt.cli import main; rc = main(['schema']); "
+    code = ("import sys; from specopt.cli.main import main; rc = main(['schema']); "
             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
     out = run_code(code)
     assert out.returncode == 0, out.stderr

@@ -7,9 +7,7 @@ import torch
 
 import specopt
 from loops import make_net
-from specopt import devices
-
-
+from specopt.runtime import devices
 def test_cpu_and_auto_without_an_accelerator():
     model = make_net()
     compiled = specopt.compile("device cpu", model)

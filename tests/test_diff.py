@@ -12,8 +12,8 @@ from seed_model import Network
 from torch import nn
 
 import specopt
-from specopt.diff import ABSENT, diff_json, diff_resolutions, render_text, resolve_spec
-from specopt.fmt import format_text
+from specopt.report.diff import ABSENT, diff_json, diff_resolutions, render_text, resolve_spec
+from specopt.language.fmt import format_text
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "examples/seed_model.py:Network"

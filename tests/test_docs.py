@@ -17,8 +17,8 @@ from docs_snippets import (LINKED_PAGES, ROOT, SNIPPET_PAGES, broken_links, comm
                            inside, missing_libraries, page_marks, read_blocks, read_tables, run_console, run_python,
                            same_text, scratch, syntax_problems)
 from specopt.diagnostics import render_all
-from specopt.modelref import load_model
-from specopt.report import format_value
+from specopt.resolve.model_refs import load_model
+from specopt.report.resolution_report import format_value
 
 BLOCKS = {page: read_blocks(page) for page in SNIPPET_PAGES}
 TAGS = {"opt", "python", "console", "sh", "text", "toml", "yaml", "json"}
@@ -220,7 +220,7 @@ def test_param_group_tables_show_the_groups_the_spec_above_makes(table):
 
 @pytest.mark.parametrize("page", SNIPPET_PAGES)
 def test_every_code_a_page_names_is_in_the_catalogue(page):
-    from specopt.codes import CATALOGUE
+    from specopt.catalog.error_codes import CATALOGUE
 
     named = set(re.findall(r"\b[EW]\d{3}\b", (ROOT / page).read_text(encoding="utf-8")))
     assert not named - set(CATALOGUE), f"{page} names codes specopt does not have: {sorted(named - set(CATALOGUE))}"

@@ -7,8 +7,8 @@ import torch
 
 import specopt
 from loops import loss_of, make_net
-from specopt.events import Ramps
-from specopt.timing import plan_timing
+from specopt.runtime.unfreezing import Ramps
+from specopt.plan.timing import plan_timing
 
 
 def events_of(text: str, **timing):

@@ -13,7 +13,7 @@ from models import gpt, vit
 from recipe_models import llama
 from resnet_model import Classifier
 from seed_model import Network
-from specopt.fmt import format_text
+from specopt.language.fmt import format_text
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 MODELS = {"seed.opt": Network, "seed_v2.opt": Network, "vit_finetune.opt": vit, "llm_pretrain.opt": gpt,

@@ -9,7 +9,7 @@ import pytest
 from processes import run_specopt
 
 import specopt
-from specopt.explain import Explanation, explain, render_text
+from specopt.report.explain import Explanation, explain, render_text
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "examples/seed_model.py:Network"

@@ -10,19 +10,19 @@ import pytest
 from processes import run_code, run_specopt
 
 import specopt
-from specopt import extensions
-from specopt.build import load_target
+from specopt.plan import extensions
+from specopt.build.assemble import load_target
 from specopt.diagnostics import Source, SpecError
-from specopt.extensions import extension, info_from_class, installed_extensions
-from specopt.plan import Plan
-from specopt.registry import OPTIMIZERS
+from specopt.plan.extensions import extension, info_from_class, installed_extensions
+from specopt.plan.plan import Plan
+from specopt.catalog.registry import OPTIMIZERS
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = f"{ROOT / 'examples' / 'seed_model.py'}:Network"
 
 # Declared entries: importing this module must not import torch.
 INFO_MODULE = '''
-from specopt.registry import OptimizerInfo, OptionInfo
+from specopt.catalog.registry import OptimizerInfo, OptionInfo
 
 LION = OptimizerInfo("lion", "fakeopt_classes.Lion", "Lion, sign-based momentum.", (
     OptionInfo("lr", "number", 1e-4, ">=0"),
@@ -317,7 +317,7 @@ def test_cli_check_with_a_declared_extension_does_not_import_torch(tmp_path):
     site = write_site(tmp_path)
     spec = tmp_path / "lion.opt"
     spec.write_text("optimizer lion lr=3e-4 betas=(0.9, 0.98)\n")
-    code = (f"import sys; from specopt.cli import main; rc = main(['check', {str(spec)!r}]); "
+    code = (f"import sys; from specopt.cli.main import main; rc = main(['check', {str(spec)!r}]); "
             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
     out = run_code(code, cwd=tmp_path, first=[site])
     assert out.returncode == 0, out.stderr

@@ -7,9 +7,9 @@ import math
 import pytest
 
 import specopt
-from specopt.data import dump_plan
-from specopt.fmt import format_text
-from specopt.nodes import factor_value
+from specopt.language.plan_data import dump_plan
+from specopt.language.fmt import format_text
+from specopt.plan.nodes import factor_value
 
 
 @pytest.mark.parametrize("text, value", [

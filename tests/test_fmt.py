@@ -24,10 +24,10 @@ import specopt
 from golden import cases, check
 from processes import run_code, run_specopt
 from specopt.diagnostics import SpecError
-from specopt.fmt import format_spec, format_text
-from specopt.parse import comment_start
-from specopt.registry import OPTIMIZERS, check_bounds, check_kind
-from specopt.selectors import selector_problems
+from specopt.language.fmt import format_spec, format_text
+from specopt.language.parse import comment_start
+from specopt.catalog.registry import OPTIMIZERS, check_bounds, check_kind
+from specopt.plan.selectors import selector_problems
 
 SPAN_KEYS = {"span", "value_span", "name_span"}
 
@@ -375,7 +375,7 @@ def test_cli_unreadable_file_is_a_usage_error_before_any_rewrite(tmp_path):
 def test_fmt_does_not_import_torch(tmp_path):
     spec = tmp_path / "s.opt"
     spec.write_text("freeze a;clip l2 1\n")
-    code = ("import sys; from specopt.cli import main; rc = main(['fmt', sys.argv[1]]); "
+    code = ("import sys; from specopt.cli.main import main; rc = main(['fmt', sys.argv[1]]); "
             "assert 'torch' not in sys.modules, 'torch imported'; sys.exit(rc)")
     out = run_code(code, str(spec))
     assert out.returncode == 0, out.stderr

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 import specopt
-import specopt.dcp
+import specopt.runtime.dcp
 from ranks import run_ranks
 from test_ddp_ranks import SPEC, net, train
 
@@ -71,13 +71,13 @@ def _checkpoints(model, compiled, folder: str) -> dict:
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
     torch_names = set(get_optimizer_state_dict(model, compiled.optimizer)["state"])
-    specopt.dcp.save(compiled, folder)
+    specopt.runtime.dcp.save(compiled, folder)
     again = specopt.compile(CHANGED, _sharded())
     with pytest.raises(specopt.SpecError) as strict:
-        specopt.dcp.load(again, folder)
+        specopt.runtime.dcp.load(again, folder)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        result = specopt.dcp.load(again, folder, strict=False)
+        result = specopt.runtime.dcp.load(again, folder, strict=False)
     return {"torch_names": torch_names, "strict_codes": [d.code for d in strict.value.diagnostics],
             "result": (result.restored, result.not_restored, result.unexpected), "warnings": len(caught),
             "restored_state": _state(again), "restored_lrs": [g["lr"] for g in again.optimizer.param_groups],
@@ -137,7 +137,7 @@ def test_dcp_state_restores_by_name_into_a_changed_spec_like_a_single_process_ch
 
 def inf_norm_rank(rank: int, world: int) -> dict:
     """The inf norm of this rank's DTensor gradients as torch returns it, and as the clip hook uses it."""
-    from specopt.sharded import total_norm
+    from specopt.runtime.sharded_norms import total_norm
     from test_ddp_ranks import global_batch, loss_of
 
     model = _sharded()

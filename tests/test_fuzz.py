@@ -30,11 +30,11 @@ from lark import Lark
 
 import specopt
 from golden import GOLDEN
-from specopt import selectors
-from specopt.data import dump_plan, dump_yaml, parse_data
-from specopt.yamlload import safe_dumper
+from specopt.plan import selectors
+from specopt.language.plan_data import dump_plan, dump_yaml, parse_data
+from specopt.language.yaml_loader import safe_dumper
 from specopt.diagnostics import SpecError, render_json
-from specopt.parse import grammar_text
+from specopt.language.parse import grammar_text
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = [(ROOT / "examples" / "seed.opt").read_text(encoding="utf-8")] + [
@@ -217,7 +217,7 @@ def test_generated_plan_data(data, fmt):
 # --- selector matching stays polynomial -------------------------------------------------------
 
 def _matcher_steps(pattern: str, name: str) -> int:
-    """How many lines of specopt.selectors run while matching ``name`` (caches cleared first)."""
+    """How many lines of specopt.plan.selectors run while matching ``name`` (caches cleared first)."""
     selectors._advance.cache_clear()
     selectors._segment_matches.cache_clear()
     compiled = selectors.NamePattern(pattern, anchored=False)

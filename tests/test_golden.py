@@ -27,7 +27,7 @@ def test_diagnostic_text(path):
 
 @pytest.mark.parametrize("path", cases("resolve"), ids=lambda p: p.stem)
 def test_resolve_against_seed_model(path, seed_model):
-    from specopt.report import describe_schedule, text_report
+    from specopt.report.resolution_report import describe_schedule, text_report
     from specopt.diagnostics import render_all
 
     spec = specopt.load(path)

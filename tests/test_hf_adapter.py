@@ -1,4 +1,4 @@
-"""``specopt.hf`` under a real ``Trainer.train()``: the run equals a hand-written loop doing what the Trainer does,
+"""``specopt.integrations.hf`` under a real ``Trainer.train()``: the run equals a hand-written loop doing what the Trainer does,
 with the spec's epochs counted in the Trainer's optimizer steps and one clipping per step."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ import torch
 from torch import nn
 
 import specopt
-from specopt.compiled import CheckpointWarning
+from specopt.runtime.compiled import CheckpointWarning
 from peers import peer
 from test_ddp_ranks import Net
 
 transformers = peer("transformers")
-hf = peer("specopt.hf")
+hf = peer("specopt.integrations.hf")
 
 SPEC = """optimizer adamw lr=0.05 weight_decay=0.01
 freeze body.0
@@ -187,7 +187,7 @@ def test_resuming_under_another_spec_is_e505(tmp_path):
 def test_a_checkpoint_without_the_loop_state_says_what_starts_over(tmp_path):
     _resumable(tmp_path / "run")
     folder = tmp_path / "run" / "checkpoint-3"
-    torch.save(torch.load(folder / "scheduler.pt")["scheduler"], folder / "scheduler.pt")  # as older specopt.hf saved
+    torch.save(torch.load(folder / "scheduler.pt")["scheduler"], folder / "scheduler.pt")  # as older specopt.integrations.hf saved
     with pytest.warns(CheckpointWarning, match="no specopt loop state.*step count.*EMA start over"):
         _, compiled, seen = _resumable(tmp_path / "old", resume=str(folder))
     assert compiled.steps == 3 and seen[0][0] == 3, "the schedule and the Trainer continue; the loop's count restarted"

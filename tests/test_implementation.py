@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 import specopt
-from specopt.extensions import info_from_class
-from specopt.implementation import choose_implementation
-from specopt.registry import OPTIMIZERS
+from specopt.plan.extensions import info_from_class
+from specopt.runtime.implementation import choose_implementation
+from specopt.catalog.registry import OPTIMIZERS
 
 
 def _model(dtype=torch.float32):

@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import specopt
-from specopt.nodes import Length
-from specopt.timeline import Switch, changes, ever_trained, state, timed_changes, timed_deciders
+from specopt.plan.nodes import Length
+from specopt.resolve.timeline import Switch, changes, ever_trained, state, timed_changes, timed_deciders
 
 
 def codes(exc) -> list[str]:
@@ -190,7 +190,7 @@ def test_accumulating_more_micro_batches_than_a_run_could_is_refused_when_checki
 @pytest.mark.parametrize("count, code", [("1e30", "E108"), ("true", "E108"), ("99999999999999999999", "E207"),
                                          ('"4"', "E108"), ("2.0", "E108")])
 def test_a_plan_file_counts_micro_batches_as_spec_text_does(count, code):
-    from specopt.data import parse_data
+    from specopt.language.plan_data import parse_data
 
     with pytest.raises(specopt.SpecError) as info:
         parse_data(f'{{"statements": [{{"kind": "accumulate", "count": {count}}}]}}', "json")
@@ -254,7 +254,7 @@ def test_bad_devices_and_counts_on_the_command_line(text, command, tmp_path):
 # --- plans written as data follow the rules of spec text -----------------------------------------
 
 def _data_codes(text: str, fmt: str = "yaml") -> list[str]:
-    from specopt.data import parse_data
+    from specopt.language.plan_data import parse_data
 
     with pytest.raises(specopt.SpecError) as info:
         parse_data(text, fmt)
@@ -315,7 +315,7 @@ def test_a_lone_carriage_return_ends_a_line(tmp_path):
 
 def test_a_lone_carriage_return_ends_a_line_of_a_plan_file_too():
     text = "statements:\r  - kind: clip\r    mode: l2\r    max: -1\r"
-    from specopt.data import parse_data
+    from specopt.language.plan_data import parse_data
 
     with pytest.raises(specopt.SpecError) as info:
         parse_data(text, "yaml")
@@ -406,8 +406,8 @@ SHORT_YAML = """statements:
 def test_short_forms_give_the_plan_the_spec_text_gives():
     import json
 
-    from specopt.data import dump_plan, dump_yaml, parse_data
-    from specopt.provenance import plan_hash
+    from specopt.language.plan_data import dump_plan, dump_yaml, parse_data
+    from specopt.report.spec_changes import plan_hash
 
     text = specopt.parse(SHORT_TEXT).plan
     yaml_plan, _ = parse_data(SHORT_YAML, "yaml")
@@ -437,7 +437,7 @@ def test_a_short_form_plan_trains_as_its_spec_text_does(tmp_path):
 
 
 def test_problems_of_short_forms_are_reported_at_what_the_file_wrote_with_the_rest():
-    from specopt.data import parse_data
+    from specopt.language.plan_data import parse_data
 
     text = """statements:
   - kind: optimizer
@@ -471,7 +471,7 @@ def test_a_plan_file_with_short_forms_on_the_command_line(tmp_path):
 
 @pytest.mark.parametrize("steps", ["١٠", "1_000", " 10", "9" * 400])
 def test_the_command_line_reads_numbers_as_a_spec_does(steps):
-    from specopt.cli import main
+    from specopt.cli.main import main
 
     with pytest.raises(SystemExit) as info:
         main(["compile", "examples/seed.opt", "--model", "examples/seed_model.py:Network", "--steps", steps])
@@ -479,7 +479,7 @@ def test_the_command_line_reads_numbers_as_a_spec_does(steps):
 
 
 def test_numbered_modules_may_be_selected_by_number_in_a_plan_file():
-    from specopt.data import dump_plan, parse_data
+    from specopt.language.plan_data import dump_plan, parse_data
 
     plan, _ = parse_data("statements:\n  - kind: freeze\n    selectors: [0, 2]\n", "yaml")
     assert dump_plan(plan) == dump_plan(specopt.parse("freeze 0 2").plan)

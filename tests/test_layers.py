@@ -16,7 +16,7 @@ from torch import nn
 import specopt
 from conftest import ROOT
 from models import vit
-from specopt.report import assignment_json, text_report
+from specopt.report.resolution_report import assignment_json, text_report
 
 
 def lrs(text: str, model) -> dict[str, float]:
@@ -364,8 +364,8 @@ def test_the_statement_equals_the_groups_written_out_by_hand(blocks, decay, min_
 
 
 def test_a_plan_as_data_round_trips_and_formats_back(tmp_path):
-    from specopt.data import dump_plan
-    from specopt.fmt import format_text
+    from specopt.language.plan_data import dump_plan
+    from specopt.language.fmt import format_text
 
     text = "layers cls_token pos_embed then blocks.* with ^norm decay=0.75 min_scale=0.1\n"
     spec = specopt.parse(text)

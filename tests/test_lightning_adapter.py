@@ -1,4 +1,4 @@
-"""``specopt.lightning`` under a real Trainer: the run equals the step driver's, clipping happens once,
+"""``specopt.integrations.lightning`` under a real Trainer: the run equals the step driver's, clipping happens once,
 and a run resumed from a Lightning checkpoint keeps what a gradual unfreeze changed."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from peers import peer
 from test_ddp_ranks import net
 
 pl = peer("lightning.pytorch")
-adapter = peer("specopt.lightning")
+adapter = peer("specopt.integrations.lightning")
 
 SPEC = """optimizer adamw lr=0.05 weight_decay=0.01
 freeze body.2

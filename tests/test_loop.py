@@ -7,9 +7,7 @@ import torch
 
 import specopt
 from loops import loss_of, make_net
-from specopt import devices
-
-
+from specopt.runtime import devices
 def test_evaluating_switches_to_eval_under_inference_mode_and_restores_every_mode():
     model = make_net()
     compiled = specopt.compile("freeze backbone.block0 norms=eval", model)
@@ -40,7 +38,7 @@ def test_evaluating_the_ema_copy():
 
 def test_evaluating_can_release_cached_memory(monkeypatch):
     calls = []
-    monkeypatch.setattr("specopt.loop.release_cached_memory", lambda: calls.append(1))
+    monkeypatch.setattr("specopt.runtime.loop_methods.release_cached_memory", lambda: calls.append(1))
     compiled = specopt.compile("", make_net())
     with compiled.evaluating(release_memory=True):
         assert calls == []

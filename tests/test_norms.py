@@ -9,7 +9,7 @@ from torch import nn
 
 import specopt
 from loops import loss_of, make_net
-from specopt.norms import locked
+from specopt.resolve.norm_layers import locked
 
 
 def test_running_statistics_stay_fixed_while_the_model_trains():

@@ -7,7 +7,7 @@ import torch
 
 import specopt
 from recipe_models import llama
-from specopt.combined import CombinedOptimizer
+from specopt.runtime.combined import CombinedOptimizer
 
 HYBRID = """optimizer adamw lr=3e-4 betas=(0.9, 0.95) weight_decay=0.1
 optimizer muon for ndim==2 & !embed* & !lm_head lr=0.02"""
@@ -198,7 +198,7 @@ def test_the_report_and_explain_name_each_parameters_optimizer():
     compiled = specopt.compile(HYBRID, llama())
     text = compiled.explain("model.layers.0.mlp.up_proj.weight")
     assert "optimizer muon" in text
-    from specopt.report import assignment_json
+    from specopt.report.resolution_report import assignment_json
 
     data = assignment_json(compiled.resolution, compiled.source)
     assert [o["name"] for o in data["optimizers"]] == ["adamw", "muon"]

@@ -9,8 +9,8 @@ import pytest
 import specopt
 from conftest import SEED_SPEC
 from specopt.diagnostics import SpecError
-from specopt.parse import comment_start, split_statements
-from specopt.plan import Plan, Relative
+from specopt.language.parse import comment_start, split_statements
+from specopt.plan.plan import Plan, Relative
 
 
 def errors(text: str):

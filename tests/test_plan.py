@@ -8,7 +8,7 @@ import pytest
 
 import specopt
 from specopt.diagnostics import SpecError
-from specopt.plan import parse_clip_mode
+from specopt.plan.plan import parse_clip_mode
 
 
 def diagnostics(text: str) -> list[tuple[str, str]]:

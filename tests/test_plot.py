@@ -7,9 +7,9 @@ import sys
 import pytest
 import torch
 
-from specopt.preview import preview_programs
-from specopt.scheduler import SpecScheduler
-from specopt.schedules import Level, program
+from specopt.report.preview import preview_programs
+from specopt.runtime.scheduler import SpecScheduler
+from specopt.catalog.schedule_kinds import Level, program
 
 matplotlib = pytest.importorskip("matplotlib")
 
@@ -30,7 +30,7 @@ def _scheduler():
 def test_a_scheduler_plots_to_a_png_with_a_line_per_group_and_hyperparameter(tmp_path):
     from matplotlib.image import imread
 
-    from specopt.plot import plot
+    from specopt.report.plot import plot
 
     path = tmp_path / "schedule.png"
     figure = plot(_scheduler(), path, title="warmup then cosine")
@@ -49,7 +49,7 @@ def test_a_scheduler_plots_to_a_png_with_a_line_per_group_and_hyperparameter(tmp
 
 
 def test_the_lines_are_the_scheduled_values():
-    from specopt.plot import plot
+    from specopt.report.plot import plot
 
     scheduler = _scheduler()
     figure = plot(scheduler)
@@ -61,7 +61,7 @@ def test_the_lines_are_the_scheduled_values():
 
 
 def test_a_preview_is_drawn_as_it_is(tmp_path):
-    from specopt.plot import plot
+    from specopt.report.plot import plot
 
     shown = preview_programs(PROGRAMS[:1], [{"lr": 1.0}], unit="epoch", until=10_000, max_points=50)
     figure = plot(shown, tmp_path / "p.png")
@@ -72,7 +72,7 @@ def test_a_preview_is_drawn_as_it_is(tmp_path):
 
 
 def test_without_matplotlib_the_error_names_the_extra(monkeypatch):
-    from specopt.plot import plot
+    from specopt.report.plot import plot
 
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"pip install 'specopt\[plot\]'"):

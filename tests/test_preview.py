@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from golden import GOLDEN, check
-from specopt.preview import preview, preview_programs
-from specopt.scheduler import SpecScheduler
-from specopt.schedules import Level, program, X1
+from specopt.report.preview import preview, preview_programs
+from specopt.runtime.scheduler import SpecScheduler
+from specopt.catalog.schedule_kinds import Level, program, X1
 
 FOLDER = GOLDEN / "preview"
 

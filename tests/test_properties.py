@@ -28,10 +28,10 @@ from torch import nn
 
 import reference_matcher as ref
 import specopt
-from specopt.build import constructor_defaults, optimizer_class
+from specopt.build.assemble import constructor_defaults, optimizer_class
 from specopt.diagnostics import SpecError
-from specopt.resolve import index_model, resolve
-from specopt.selectors import NamePattern, class_glob, selector_problems
+from specopt.resolve.resolution import index_model, resolve
+from specopt.plan.selectors import NamePattern, class_glob, selector_problems
 
 _BASE_EXAMPLES = 60  # the max_examples of the default ("ci") profile
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import specopt
-from specopt.compiled import CheckpointError, CheckpointWarning
-from specopt.diff import diff_resolutions, render_text
-from specopt.provenance import plan_hash
+from specopt.runtime.compiled import CheckpointError, CheckpointWarning
+from specopt.report.diff import diff_resolutions, render_text
+from specopt.report.spec_changes import plan_hash
 
 OLD = "optimizer adam lr=1e-2\nfreeze cnn.VGG_16.convolution1_*\ngroup convolution2* lr=1e-3\nclip l2 20\n"
 NEW = "optimizer adam lr=1e-2\nfreeze cnn.VGG_16.convolution1_1\ngroup head: classifier lr=x0.1\nclip l2 10\n"

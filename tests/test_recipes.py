@@ -11,7 +11,7 @@ import torch
 import specopt
 import recipe_models
 from peers import peer
-from specopt.fmt import format_text
+from specopt.language.fmt import format_text
 
 RECIPES = Path(__file__).resolve().parent.parent / "examples" / "recipes"
 MODELS = {"mae_vit_finetune.opt": recipe_models.mae_vit, "convnext_finetune.opt": recipe_models.convnext,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from specopt.build import constructor_defaults, load_target
-from specopt.registry import OPTIMIZERS, check_kind
+from specopt.build.assemble import constructor_defaults, load_target
+from specopt.catalog.registry import OPTIMIZERS, check_kind
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))

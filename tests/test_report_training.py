@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import specopt
 from loops import make_net
-from specopt.diff import diff_resolutions, render_text
-from specopt.explain import explain, render_text as explain_text
-from specopt.report import describe_clip, describe_schedule, text_report
-from specopt.report_training import training_report
+from specopt.report.diff import diff_resolutions, render_text
+from specopt.report.explain import explain, render_text as explain_text
+from specopt.report.resolution_report import describe_clip, describe_schedule, text_report
+from specopt.report.training_report import training_report
 
 SPEC = """freeze backbone norms=eval
 unfreeze backbone.block1 at step 30 warmup 10 steps
@@ -58,7 +58,7 @@ def test_diff_compares_when_parameters_become_trainable():
 
 
 def test_the_json_assignment_lists_each_parameters_changes():
-    from specopt.report import assignment_json
+    from specopt.report.resolution_report import assignment_json
 
     compiled = specopt.compile(SPEC, make_net(), steps=100)
     params = {p["name"]: p for p in assignment_json(compiled.resolution, compiled.source)["params"]}

@@ -12,8 +12,8 @@ import torch
 from torch import nn
 
 import specopt
-import specopt.dcp
-from specopt.compiled import CheckpointWarning
+import specopt.runtime.dcp
+from specopt.runtime.compiled import CheckpointWarning
 
 PER_EPOCH = 3  # optimizer steps per epoch
 
@@ -180,9 +180,9 @@ def test_through_dcp_a_future_moment_of_the_new_spec_waits(tmp_path):
     run_epochs(model, compiled, 0, 2)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*torch.distributed is disabled.*")
-        specopt.dcp.save(compiled, tmp_path / "ckpt")
+        specopt.runtime.dcp.save(compiled, tmp_path / "ckpt")
         fresh = make_net()
         other = compile_("optimizer adamw lr=0.01\nfreeze body\nunfreeze body at epoch 6", fresh)
         with pytest.warns(CheckpointWarning, match="still to come: unfreeze@3:1 at epoch 6"):
-            result = specopt.dcp.load(other, tmp_path / "ckpt", strict=False)
+            result = specopt.runtime.dcp.load(other, tmp_path / "ckpt", strict=False)
     assert not any(body_trainable(fresh)) and result.trainability["body.2.weight"] is False

@@ -1,6 +1,6 @@
 """Resume with several optimizers (AdamW + Muon) is bit for bit the uninterrupted run.
 
-Through ``compiled.load_state_dict``, ``specopt.dcp`` and a Lightning
+Through ``compiled.load_state_dict``, ``specopt.runtime.dcp`` and a Lightning
 ``ckpt_path`` resume, at several cut points (around an ``unfreeze ... at ...
 warmup``, during and after the cosine), in this process and in a fresh one.
 Each resumed run is compared with the uninterrupted one with ``torch.equal``
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 import specopt
-import specopt.dcp
+import specopt.runtime.dcp
 from conftest import ROOT
 from peers import peer
 
@@ -169,17 +169,17 @@ def _scheduled(compiled, name: str) -> float:
     return compiled.scheduler.values_at(compiled.scheduler.last_epoch)["lr"][compiled.scheduler.members["lr"].index(k)]
 
 
-# --- specopt.dcp ----------------------------------------------------------------------------------
+# --- specopt.runtime.dcp ----------------------------------------------------------------------------------
 
 def dcp_save(model, compiled, folder) -> None:
-    specopt.dcp.save(compiled, folder / "optimizer")
+    specopt.runtime.dcp.save(compiled, folder / "optimizer")
     torch.save(model.state_dict(), folder / "model.pt")
 
 
 def dcp_resume(folder):
     model, compiled = compile_fresh(seed=1)
     model.load_state_dict(torch.load(folder / "model.pt"))
-    result = specopt.dcp.load(compiled, folder / "optimizer")
+    result = specopt.runtime.dcp.load(compiled, folder / "optimizer")
     assert result.complete and result.schedule_restored
     return model, compiled
 
@@ -198,7 +198,7 @@ def test_resuming_through_dcp_is_bitwise(stop, uninterrupted, tmp_path):
 
 def lightning_module():
     """A LightningModule over ``make_model()`` whose optimizers come from the run's SpecCallback."""
-    pl, adapter = peer("lightning.pytorch"), peer("specopt.lightning")
+    pl, adapter = peer("lightning.pytorch"), peer("specopt.integrations.lightning")
 
     class Classifier(pl.LightningModule):
         def __init__(self):
@@ -216,7 +216,7 @@ def lightning_module():
 
 def lightning_fit(epochs: int, ckpt_path=None, save=None, spec: str = SPEC):
     """Fit ``epochs`` epochs (resuming from ``ckpt_path``), save a checkpoint to ``save``: the model and compiled."""
-    pl, adapter = peer("lightning.pytorch"), peer("specopt.lightning")
+    pl, adapter = peer("lightning.pytorch"), peer("specopt.integrations.lightning")
     callback = adapter.SpecCallback(specopt.parse(spec), module="model", epochs=EPOCHS)
     trainer = pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_checkpointing=False,
                          enable_progress_bar=False, enable_model_summary=False, callbacks=[callback],

@@ -55,7 +55,7 @@ def test_braces_at_the_nesting_limit_still_expand():
 
 
 def test_many_brace_groups_in_a_row_expand_in_linear_time():
-    from specopt.selectors import _expand_braces
+    from specopt.plan.selectors import _expand_braces
 
     assert _expand_braces("{a}" * 200_000) == ["a" * 200_000]
     assert _expand_braces("x{a,b}y{1,{2,3}}") == ["xay1", "xay2", "xay3", "xby1", "xby2", "xby3"]
@@ -99,7 +99,7 @@ def test_fmt_of_a_huge_file_is_e102_and_leaves_it_alone(tmp_path):
 def test_reading_stops_soon_after_the_limit(tmp_path, monkeypatch):
     from specopt import spec as spec_module
 
-    monkeypatch.setattr(sys.modules["specopt.parse"], "MAX_SOURCE_CHARS", 100)
+    monkeypatch.setattr(sys.modules["specopt.language.parse"], "MAX_SOURCE_CHARS", 100)
     path = tmp_path / "long.opt"
     path.write_text("freeze a\n" * 100_000)
     reads = []
@@ -119,7 +119,7 @@ def test_reading_stops_soon_after_the_limit(tmp_path, monkeypatch):
 
 
 def test_a_file_at_the_limit_is_read_whole(tmp_path, monkeypatch):
-    monkeypatch.setattr(sys.modules["specopt.parse"], "MAX_SOURCE_CHARS", 18)
+    monkeypatch.setattr(sys.modules["specopt.language.parse"], "MAX_SOURCE_CHARS", 18)
     path = tmp_path / "at.opt"
     path.write_text("freeze a\nfreeze é\n", encoding="utf-8")  # 18 characters, 19 bytes
     assert len(specopt.load(path).plan.statements) == 2
@@ -154,7 +154,7 @@ def test_an_alias_bomb_is_refused_while_composing(tmp_path):
 
 def test_the_expansion_limit_is_positioned_at_the_alias_that_crosses_it():
     pytest.importorskip("yaml")
-    from specopt.data import parse_data
+    from specopt.language.plan_data import parse_data
 
     with pytest.raises(SpecError) as info:
         parse_data(_alias_bomb(), "yaml")
@@ -165,7 +165,7 @@ def test_the_expansion_limit_is_positioned_at_the_alias_that_crosses_it():
 
 def test_an_alias_inside_its_own_anchor_is_refused():
     pytest.importorskip("yaml")
-    from specopt.data import parse_data
+    from specopt.language.plan_data import parse_data
 
     with pytest.raises(SpecError) as info:
         parse_data("statements: &a\n  - kind: freeze\n    selectors: *a\n", "yaml")
@@ -174,7 +174,7 @@ def test_an_alias_inside_its_own_anchor_is_refused():
 
 def test_aliases_count_towards_the_nesting_limit():
     pytest.importorskip("yaml")
-    from specopt.data import parse_data
+    from specopt.language.plan_data import parse_data
 
     text = "".join(f"x{i}: &x{i} " + "[" * 40 + (f"*x{i - 1}" if i else "1") + "]" * 40 + "\n" for i in range(3))
     with pytest.raises(SpecError) as info:
@@ -184,7 +184,7 @@ def test_aliases_count_towards_the_nesting_limit():
 
 def test_a_plan_that_reuses_anchors_within_the_limits_loads():
     pytest.importorskip("yaml")
-    from specopt.data import parse_data
+    from specopt.language.plan_data import parse_data
 
     text = ("statements:\n  - kind: freeze\n    selectors: &heads\n      - atoms: [{kind: name, pattern: head}]\n"
             "  - kind: unfreeze\n    selectors: *heads\n")

@@ -20,12 +20,12 @@ from limited import assert_clean, run_limited
 from peers import peer
 
 import specopt
-from specopt.curves import Curve, values
+from specopt.catalog.schedule_curves import Curve, values
 from specopt.diagnostics import SpecError
-from specopt.ops import MAX
-from specopt.scheduler import ScheduleWarning
-from specopt.schedules import Level, program
-from specopt.timing import first_past_range, plan_timing, programs
+from specopt.catalog.curve_ops import MAX
+from specopt.runtime.scheduler import ScheduleWarning
+from specopt.catalog.schedule_kinds import Level, program
+from specopt.plan.timing import first_past_range, plan_timing, programs
 
 MODEL = "examples/seed_model.py:Network"
 

@@ -21,7 +21,7 @@ import torch
 
 import specopt
 from loops import assert_same, loss_of, make_net, params_of
-from specopt.scheduler import ScheduleWarning
+from specopt.runtime.scheduler import ScheduleWarning
 
 METRICS = [1.0, 0.9, 0.95, 0.96, 0.97, 0.5, 0.6, 0.7, 0.8, 0.9]
 

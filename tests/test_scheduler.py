@@ -25,8 +25,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from torch.optim import lr_scheduler as L
 
-from specopt.schedules import Level, program, X1
-from specopt.scheduler import SpecScheduler
+from specopt.catalog.schedule_kinds import Level, program, X1
+from specopt.runtime.scheduler import SpecScheduler
 
 BASES = st.lists(st.floats(1e-6, 10.0), min_size=1, max_size=3)
 # An end factor is 0 or at least 1e-3: torch's recursive LinearLR cannot represent a ratio below an ulp
@@ -264,7 +264,7 @@ def run(kind, programs, start=0, state=None, stop=STEPS):
 
 def stops(programs) -> list[int]:
     """Before, at and after every phase boundary (and every restart of the first program)."""
-    from specopt.curves import Curve
+    from specopt.catalog.schedule_curves import Curve
 
     marks = {b for p in programs for b in Curve(p).boundaries} | {5 + 3, 5 + 9}
     return sorted({int(b) + d for b in marks for d in (-1, 0, 1)} & set(range(1, STEPS)))
@@ -293,7 +293,7 @@ def test_resuming_under_a_changed_schedule_warns_and_continues_at_the_same_time(
     scheduler = SpecScheduler(optimizer, new)
     with pytest.warns(UserWarning, match="the schedule changed since this state was saved: continuing at step 30"):
         scheduler.load_state_dict(state)
-    from specopt.curves import Curve
+    from specopt.catalog.schedule_curves import Curve
 
     expected = Curve(new[0]).values(30, GROUP_BASES)
     assert scheduler.last_epoch == 30 and [g["lr"] for g in optimizer.param_groups] == expected
@@ -456,7 +456,7 @@ def test_lightning_steps_the_schedule_and_feeds_the_plateau(tmp_path):
     trainer = pl.Trainer(max_epochs=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, accelerator="cpu", default_root_dir=tmp_path)
     trainer.fit(Module(), loader)
-    from specopt.curves import Curve
+    from specopt.catalog.schedule_curves import Curve
 
     lrs = [Curve(programs[0]).values(t, [0.1])[0] for t in range(4)]
     assert seen == list(zip(lrs, [0.01, 0.01, 0.005, 0.0025]))

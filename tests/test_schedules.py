@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from conftest import ROOT
 from processes import run_code
-from specopt.curves import CLOSED_FORMS, Curve, boundaries, cycle, phase_levels, value_at, values
-from specopt.registry import KNOWN_BOUNDS, check_bounds
-from specopt.schedules import (ARG_KINDS, SCHEDULE_KINDS, X0, X1, Level, Mix, PhaseSpec, Program, cycled_hyper,
+from specopt.catalog.schedule_curves import CLOSED_FORMS, Curve, boundaries, cycle, phase_levels, value_at, values
+from specopt.catalog.registry import KNOWN_BOUNDS, check_bounds
+from specopt.catalog.schedule_kinds import (ARG_KINDS, SCHEDULE_KINDS, X0, X1, Level, Mix, PhaseSpec, Program, cycled_hyper,
                                fingerprint, hyper_value, program)
 
 BASES = st.lists(st.floats(1e-6, 10.0), min_size=2, max_size=4)
@@ -56,7 +56,7 @@ def test_declarations_are_well_formed(name):
 
 
 def test_importing_the_table_and_the_closed_forms_needs_no_torch():
-    code = "import sys, specopt.curves, specopt.schedules; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
+    code = "import sys, specopt.catalog.schedule_curves, specopt.catalog.schedule_kinds; print(sorted({'torch', 'numpy'} & set(sys.modules)))"
     out = run_code(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

@@ -18,11 +18,11 @@ import torch
 from torch import nn
 
 import specopt
-from specopt.data import dump_plan, parse_data
+from specopt.language.plan_data import dump_plan, parse_data
 from specopt.diagnostics import SpecError
-from specopt.explain import select
-from specopt.fmt import format_text
-from specopt.plan import Plan, Selector
+from specopt.report.explain import select
+from specopt.language.fmt import format_text
+from specopt.plan.plan import Plan, Selector
 from conftest import ROOT
 
 NO_DECAY = "optimizer adamw weight_decay=0.05\ngroup no_decay: ndim<2 @@*Norm* weight_decay=0"

@@ -13,9 +13,9 @@ import pytest
 
 import specopt
 from processes import run_specopt
-from specopt.fmt import format_text
-from specopt.parse import grammar_text
-from specopt.plan import STATEMENT_KINDS, Plan, StatementNode
+from specopt.language.fmt import format_text
+from specopt.language.parse import grammar_text
+from specopt.plan.plan import STATEMENT_KINDS, Plan, StatementNode
 
 ROOT = Path(__file__).resolve().parent.parent
 KINDS = {cls.keyword: cls for cls in STATEMENT_KINDS}

@@ -9,7 +9,7 @@ import pytest
 from processes import run_specopt
 
 import specopt
-from specopt.summary import SummaryError, parse_input_size, summarize
+from specopt.report.summary import SummaryError, parse_input_size, summarize
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "examples/seed_model.py:Network"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import specopt
 from loops import make_net
-from specopt.timeline import Switch, changes, ever_trained, state
+from specopt.resolve.timeline import Switch, changes, ever_trained, state
 
 
 class O:
@@ -15,7 +15,7 @@ class O:
 
 
 def sw(index, freezes, at=None, warmup=None):
-    from specopt.nodes import Length
+    from specopt.plan.nodes import Length
 
     return Switch(O(index), freezes, Length(value=at, unit="step") if at else None,
                   Length(value=warmup, unit="step") if warmup else None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import specopt
-from specopt.fmt import format_text
+from specopt.language.fmt import format_text
 
 
 def test_accumulate_ema_and_device_read_their_values():

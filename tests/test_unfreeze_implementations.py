@@ -29,9 +29,9 @@ import torch
 from torch import nn
 
 import specopt
-from specopt.implementation import choose_implementation, fused_momentum_guard
-from specopt.registry import OPTIMIZERS
-from specopt.targets import load_target
+from specopt.runtime.implementation import choose_implementation, fused_momentum_guard
+from specopt.catalog.registry import OPTIMIZERS
+from specopt.catalog.targets import load_target
 
 STEPS, PER_EPOCH = 9, 3
 

@@ -15,7 +15,7 @@ from torch import nn
 
 import specopt
 from specopt.diagnostics import SpecError
-from specopt.diff import diff_resolutions, render_text
+from specopt.report.diff import diff_resolutions, render_text
 
 SPEC = """optimizer adamw lr=1e-2 weight_decay=0.1
 freeze body.0
@@ -158,7 +158,7 @@ def test_class_selectors_see_through_the_wrapper(wrapped):
 
 
 def test_module_classes_are_keyed_by_the_path_without_the_segment(wrapped):
-    from specopt.resolve import index_model
+    from specopt.resolve.resolution import index_model
 
     bare, model = wrapped
     classes = index_model(model).module_classes
