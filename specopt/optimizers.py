@@ -19,6 +19,7 @@ from .extensions import plan_optimizer_info
 from .implementation import Implementation, choose_implementation
 from .owners import OptimizerSlot, slot_statements
 from .resolve import Resolution
+from .sharded import optimizer_class_for
 from .targets import constructor_defaults, load_target
 
 
@@ -110,8 +111,9 @@ def _make_one(resolution: Resolution, slot: OptimizerSlot, groups, cls: type, so
     implementation = choose_implementation(info, [p for g in param_groups for p in g["params"]], pinned)
     kwargs.update(pinned)
     kwargs.update(implementation.flags)
+    built = optimizer_class_for(cls, [p for g in param_groups for p in g["params"]])
     try:
-        return cls(param_groups, **kwargs), implementation
+        return built(param_groups, **kwargs), implementation
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # an import-path class may raise anything, even SystemExit
