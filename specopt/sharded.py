@@ -119,10 +119,13 @@ def optimizer_class_for(cls: type, params: Sequence[torch.Tensor]) -> type:
     (up to a fifth of an update's largest element in the tests). Gathering each
     matrix first makes it the single-process update (docs/distributed.md).
     """
-    return WholeMatrixMuon if cls is torch.optim.Muon and any_sharded(params) else cls
+    return WholeMatrixMuon if cls is _MUON and any_sharded(params) else cls
 
 
-class WholeMatrixMuon(torch.optim.Muon):
+_MUON = getattr(torch.optim, "Muon", torch.optim.Optimizer)  # torch has Muon from 2.9 on, as specopt needs
+
+
+class WholeMatrixMuon(_MUON):
     """torch's Muon, whose Newton-Schulz iteration runs on each whole matrix when a parameter is a DTensor.
 
     Every rank gathers the matrix (one all-gather per sharded parameter and
