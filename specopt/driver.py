@@ -83,7 +83,7 @@ class Driver:
         if self.scaler is not None:
             loss = self.scaler.scale(loss)
         if self._sharded is None:
-            self._sharded = DeferredSync.of(self.model) if self.accumulate > 1 else False
+            self._sharded = (DeferredSync.of(self.model) if self.accumulate > 1 else None) or False
         if self._sharded:
             self._sharded.before_backward(self.micro + 1 >= self.accumulate)
         loss.backward()

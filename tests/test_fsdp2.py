@@ -228,3 +228,18 @@ def test_muon_trains_like_one_process():
         torch.testing.assert_close(rank["norms"], norms, rtol=1e-5, atol=1e-6)
         for name, param in model.named_parameters():
             torch.testing.assert_close(rank["params"][name], param.detach(), rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_the_driver_looks_for_sharded_modules_once(monkeypatch):
+    """Without ``fully_shard`` nothing changes, and the module tree is walked at the first micro-batch only."""
+    from specopt import driver
+    from test_ddp_ranks import global_batch, loss_of
+
+    looked = []
+    real = driver.DeferredSync.of
+    monkeypatch.setattr(driver.DeferredSync, "of", lambda model: looked.append(model) or real(model))
+    model = net()
+    compiled = specopt.compile(SPEC, model)
+    for k in range(5):
+        compiled.train_step(loss_of(model, *global_batch(k)))
+    assert looked == [model] and compiled.driver._sharded is False and compiled.steps == 2
