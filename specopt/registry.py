@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from . import torchsource
+from .targets import constructor_defaults, load_target
 
 IMPLEMENTATION_KEYS = frozenset({"foreach", "fused", "capturable", "differentiable"})
 
@@ -170,14 +173,10 @@ NEWER_VALUES: dict[tuple[str, str, Any], tuple[int, int]] = {
 
 def _derive(builtin: _Builtin) -> OptimizerInfo | None:
     """A builtin's entry from the installed torch's constructor; ``None`` when that torch lacks the class."""
-    from . import torchsource
-
     if not torchsource.defines(builtin.target):
         return None
     defaults = torchsource.constructor_defaults(builtin.target)
     if defaults is None:  # no plain source to read: ask the class itself
-        from .targets import constructor_defaults, load_target
-
         defaults = constructor_defaults(load_target(builtin.target))
     names = sorted(defaults, key=lambda k: k in _FLAGS)  # the hyperparameters, then the flags all share
     options = tuple(OptionInfo(k, _kind_of(k, defaults[k]), defaults[k], _BOUNDS.get(k, "")) for k in names)
@@ -200,8 +199,6 @@ class _Table(Mapping):
         return entry
 
     def __iter__(self) -> Iterator[str]:
-        from . import torchsource
-
         return iter([n for n, b in self._builtins.items() if torchsource.defines(b.target)])
 
     def __len__(self) -> int:
@@ -213,13 +210,11 @@ OPTIMIZERS: Mapping[str, OptimizerInfo] = _Table(_BUILTINS)
 
 def newer_torch_needed(optimizer: str, key: str, value: Any = None) -> tuple[int, int] | None:
     """The torch that brought a builtin's option (with ``value``: that value of it) when this one is older."""
-    from .torchsource import torch_version, version_tuple
-
     if value is None:
         since = NEWER_OPTIONS.get((optimizer, key))
     else:
         since = NEWER_VALUES.get((optimizer, key, value)) if isinstance(value, str) else None
-    installed = version_tuple(torch_version())
+    installed = torchsource.version_tuple(torchsource.torch_version())
     return since if since is not None and installed and installed < since else None
 
 
