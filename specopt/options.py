@@ -123,8 +123,8 @@ def newer_torch(opt: Option, info: OptimizerInfo) -> Diagnostic | None:
     else:
         return None
     needs = ".".join(str(n) for n in since)
-    return Diagnostic("E418", f"{info.name} takes {what} from torch {needs} on; this torch is {torchsource.torch_version()}",
-                      span, f"install torch>={needs}, or drop the option")
+    return Diagnostic("E418", f"{info.name} takes {what} from torch {needs} on; this torch is "
+                      f"{torchsource.torch_version()}", span, f"install torch>={needs}, or drop the option")
 
 
 def _check_relative(opt: Option, kind: str, group: bool, value_span) -> list[Diagnostic]:

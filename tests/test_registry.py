@@ -8,7 +8,10 @@ torch that brought it, and a spec using it under an older torch gets E418.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -152,3 +155,25 @@ def test_check_and_list_read_the_table_without_importing_torch():
     out = run_code(code)
     assert out.returncode == 0, out.stderr
     assert "muon" in out.stdout and "torch.optim.Muon" in out.stdout
+
+
+def test_ci_runs_the_suite_on_the_pinned_the_oldest_and_the_newest_admitted_torch():
+    out = subprocess.run(["bash", str(ROOT / ".ci" / "run")], env=dict(os.environ, CI_DRY_RUN="1"),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    oldest = ".".join(str(n) for n in OLDEST_TORCH) + ".0"
+    assert out.stdout.splitlines() == ["make test", f"make test TORCH=torch=={oldest}",
+                                       f"make test TORCH=torch>={OLDEST_TORCH[0]}.{OLDEST_TORCH[1]},<3"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make, which the README's commands use")
+def test_each_torch_gets_a_virtual_environment_of_its_own():
+    def planned(*args: str) -> str:
+        """What ``make test`` would run were nothing installed yet (``-B``)."""
+        return subprocess.run(["make", "-n", "-B", "test", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=60).stdout
+
+    assert "python3 -m venv .venv\n" in planned()
+    assert '.venv/bin/python -m pip install -q "torch==2.13.0"' in planned()
+    assert '.venv-torch-2.9.0/bin/python -m pip install -q "torch==2.9.0"' in planned("TORCH=torch==2.9.0")
+    assert "python3 -m venv .venv-torch-2.9-3\n" in planned("TORCH=torch>=2.9,<3")
