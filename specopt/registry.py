@@ -108,7 +108,8 @@ _KINDS = {
     "max_iter": "int", "max_eval": "int?", "history_size": "int", "ns_steps": "int",
     "line_search_fn": "str?", "adjust_lr_fn": "str?",
 }
-_FLAGS = {"maximize": False, "foreach": None, "capturable": False, "differentiable": False}
+# Flags most builtins share; `specopt list` shows them after the hyperparameters.
+_FLAGS = frozenset({"maximize", "foreach", "capturable", "differentiable"})
 
 
 def shared_bounds(key: str) -> str:
