@@ -18,9 +18,12 @@ Under DTensor, torch's Muon would orthogonalise each shard's share of a
 matrix product in bfloat16 and add the ranks' rounded parts: the update then
 differs from one process's. :class:`WholeMatrixMuon`, which the build stage
 picks for sharded parameters, gathers each matrix first (docs/distributed.md).
+:class:`DeferredSync` lets the step driver have FSDP2 reduce gradients once
+per accumulation instead of once per micro-batch.
 
-Nothing here imports ``torch.distributed``: a DTensor can exist only once its
-module is imported, and without one the plain torch functions run as before.
+Nothing here imports ``torch.distributed`` on import: a DTensor (or an FSDP2
+module) can exist only once its module is imported, and without one the plain
+torch functions run as before.
 """
 
 from __future__ import annotations
