@@ -168,10 +168,13 @@ def test_ci_runs_the_suite_on_the_pinned_the_oldest_and_the_newest_admitted_torc
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make, which the README's commands use")
 def test_each_torch_gets_a_virtual_environment_of_its_own():
+    # Not the settings of a make that runs this suite (make test TORCH=...): they reach a make started here.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "TORCH", "VENV")}
+
     def planned(*args: str) -> str:
         """What ``make test`` would run were nothing installed yet (``-B``)."""
-        return subprocess.run(["make", "-n", "-B", "test", *args], cwd=ROOT, capture_output=True, text=True,
-                              timeout=60).stdout
+        return subprocess.run(["make", "-n", "-B", "test", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60).stdout
 
     assert "python3 -m venv .venv\n" in planned()
     assert '.venv/bin/python -m pip install -q "torch==2.13.0"' in planned()
