@@ -128,6 +128,14 @@ def _setup_e401(monkeypatch, tmp_path):
     return {}
 
 
+def _setup_e418(monkeypatch, tmp_path):
+    """A torch older than 2.14, whose L-BFGS lacks ``maximize``."""
+    from specopt.catalog import installed_torch as torchsource
+
+    monkeypatch.setattr(torchsource, "torch_version", lambda: "2.13.0")
+    return {}
+
+
 def _seed_trained(text: str, classes: int = 10):
     """The seed model compiled with ``text`` after one step, so its optimizer has state."""
     import torch
@@ -255,6 +263,7 @@ def _engines():
 
 SETUPS = {"E102": _setup_e102, "E221": _setup_e221, "E222": _setup_e222, "E401": _setup_e401,
           "E236": _setup_e236, "E405": _setup_e405, "E406": _setup_e406, "E407": _setup_e407, "E408": _setup_e408,
+          "E418": _setup_e418,
           "E501": _loading(lambda: _seed_trained("optimizer adam").optimizer.state_dict()),
           "E502": _loading(lambda: _seed_trained("freeze classifier").state_dict()),
           "E503": _loading(lambda: _seed_trained("optimizer adam", classes=20).state_dict()),

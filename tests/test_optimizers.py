@@ -211,3 +211,38 @@ def test_explain_computes_a_relative_value_from_the_parameters_own_optimizer():
     assert "sets lr=x0.5 (= 0.01)" in text
     text = compiled.explain("model.layers.3.input_layernorm.weight")
     assert "sets lr=x0.5 (= 0.00015)" in text
+
+
+# --- Muon over sharded parameters ----------------------------------------------------------------
+
+@pytest.mark.parametrize("options", [{}, {"nesterov": False, "weight_decay": 0.0},
+                                     {"adjust_lr_fn": "match_rms_adamw", "momentum": 0.8}])
+def test_whole_matrix_muon_computes_what_torchs_muon_does(options):
+    """Under FSDP2 the build stage swaps torch's Muon for WholeMatrixMuon (test_fsdp2.py); on plain tensors
+    its step must be torch's, bit for bit, in every supported torch."""
+    from specopt.runtime.sharded_norms import WholeMatrixMuon
+
+    torch.manual_seed(0)
+    shapes = [(16, 4), (8, 8), (3, 12)]
+    ours, theirs = ([torch.nn.Parameter(torch.randn(*s)) for s in shapes] for _ in range(2))
+    for a, b in zip(ours, theirs):
+        b.data.copy_(a.data)
+    start = ours[0].detach().clone()
+    optimizers = WholeMatrixMuon(ours, lr=0.02, **options), torch.optim.Muon(theirs, lr=0.02, **options)
+    for step in range(4):
+        for params in (ours, theirs):
+            for k, p in enumerate(params):
+                p.grad = torch.sin(p.detach() * (k + 1) + step)
+        for optimizer in optimizers:
+            optimizer.step()
+    for a, b in zip(ours, theirs):
+        assert torch.equal(a, b)
+    assert not torch.equal(ours[0], start), "the steps moved the parameters"
+
+
+def test_sharded_parameters_get_whole_matrix_muon_and_plain_ones_torchs():
+    from specopt.runtime.sharded_norms import WholeMatrixMuon, optimizer_class_for
+
+    assert optimizer_class_for(torch.optim.Muon, [torch.zeros(2, 2)]) is torch.optim.Muon
+    assert optimizer_class_for(torch.optim.AdamW, [torch.zeros(2, 2)]) is torch.optim.AdamW
+    assert issubclass(WholeMatrixMuon, torch.optim.Muon)

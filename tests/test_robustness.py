@@ -1,7 +1,7 @@
 """Hostile input: bounded work on any input, a diagnostic instead of a traceback, quiet closed pipes.
 
-The command-line cases run ``python -m specopt`` under a 4 GiB address-space
-limit (``tests/limited.py``), so input that would make specopt grab memory
+The command-line cases run ``python -m specopt`` under a 4 GiB memory limit
+(``tests/limited.py``), so input that would make specopt grab memory
 without bound fails the test instead of straining the machine. Checks of the
 model itself (not a module, no parameters, integer parameters, DDP) are in
 ``test_model_checks.py``.
@@ -34,6 +34,12 @@ def test_the_child_can_import_torch_under_the_memory_limit():
     out = subprocess.run([sys.executable, "-c", "import torch; print(torch.ones(2).sum().item())"],
                          capture_output=True, text=True, timeout=120, preexec_fn=limit_memory)
     assert out.returncode == 0 and out.stdout.strip() == "2.0", out.stderr
+
+
+def test_the_memory_limit_refuses_an_allocation_past_it():
+    out = subprocess.run([sys.executable, "-c", "import torch; b = bytearray(5 << 30)"],
+                         capture_output=True, text=True, timeout=120, preexec_fn=limit_memory)
+    assert out.returncode == 1 and "MemoryError" in out.stderr, out.stderr
 
 
 # --- selectors: brace nesting and brace groups ------------------------------------------------

@@ -20,6 +20,7 @@ from ..runtime.implementation import Implementation, choose_implementation, guar
 from ..resolve.owners import OptimizerSlot, slot_statements
 from ..resolve.resolution import Resolution
 from ..catalog.targets import constructor_defaults, load_target
+from ..runtime.sharded_norms import optimizer_class_for
 
 
 def optimizer_classes(plan, source: Source | None = None) -> list[type]:
@@ -110,8 +111,9 @@ def _make_one(resolution: Resolution, slot: OptimizerSlot, groups, cls: type, so
     implementation = choose_implementation(info, [p for g in param_groups for p in g["params"]], pinned)
     kwargs.update(pinned)
     kwargs.update(implementation.flags)
+    built = optimizer_class_for(cls, [p for g in param_groups for p in g["params"]])
     try:
-        optimizer = cls(param_groups, **kwargs)
+        optimizer = built(param_groups, **kwargs)
     except KeyboardInterrupt:
         raise
     except BaseException as exc:  # an import-path class may raise anything, even SystemExit

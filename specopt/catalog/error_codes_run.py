@@ -112,6 +112,12 @@ RUN_ENTRIES = (
              "device cuda:7",
              "Use a device the hint lists, or `device auto`.",
              needs_model=True),
+    CodeInfo("E418", "needs a newer torch",
+             "A builtin optimizer's option, or a value of one, came with a newer torch than the one installed: "
+             "the message names the torch that brought it (L-BFGS takes `maximize` from torch 2.14 on). "
+             "specopt supports torch 2.9 and newer.",
+             "optimizer lbfgs maximize=true   # with torch older than 2.14",
+             "Install the torch the message names, or drop the option."),
     # --- E5xx: loading an optimizer checkpoint ----------------------------------------------------
     CodeInfo("E501", "not a specopt checkpoint",
              "`compiled.load_state_dict` got something other than what `compiled.state_dict()` returns: "

@@ -3,10 +3,13 @@
 Every entry is frozen data with a description. The same entries drive parsing
 hints, validation, dispatch at build time, the ``specopt list`` listing, the
 documentation and "did you mean" suggestions. This module must not import
-torch: ``specopt check`` validates specs with it alone. The optimizer table
-mirrors torch 2.13's constructors; ``tests/test_registry.py`` checks it against
-the installed torch, and the build stage checks each key against the real
-constructor before use.
+torch: ``specopt check`` validates specs with it alone. The builtin optimizers'
+options and defaults are those of the installed torch, read from its source by
+:mod:`specopt.catalog.installed_torch` when an entry is first used; specopt itself adds each
+builtin's name, summary, traits and the kinds and ranges of the options. An
+option or value newer than the oldest supported torch is listed with the torch
+that brought it (:func:`newer_torch_needed`), so that a spec using it under an
+older torch is told which torch it needs (E418).
 
 Optimizers outside this table come from :mod:`specopt.plan.extensions`: other
 packages add :class:`OptimizerInfo` entries (or optimizer classes, from whose
@@ -20,8 +23,12 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from . import installed_torch as torchsource
+from .targets import constructor_defaults, load_target
 
 IMPLEMENTATION_KEYS = frozenset({"foreach", "fused", "capturable", "differentiable"})
 
@@ -101,7 +108,8 @@ _KINDS = {
     "max_iter": "int", "max_eval": "int?", "history_size": "int", "ns_steps": "int",
     "line_search_fn": "str?", "adjust_lr_fn": "str?",
 }
-_FLAGS = {"maximize": False, "foreach": None, "capturable": False, "differentiable": False}
+# Flags most builtins share; `specopt list` shows them after the hyperparameters.
+_FLAGS = frozenset({"maximize", "foreach", "capturable", "differentiable"})
 
 
 def shared_bounds(key: str) -> str:
@@ -109,77 +117,107 @@ def shared_bounds(key: str) -> str:
     return _BOUNDS.get(key, "")
 
 
-def _options(*pairs: tuple[str, Any], flags: tuple[str, ...] = ()) -> tuple[OptionInfo, ...]:
-    items = list(pairs) + [(f, _FLAGS.get(f)) for f in flags]
-    return tuple(OptionInfo(k, _kind_of(k, v), v, _BOUNDS.get(k, "")) for k, v in items)
-
-
 def _kind_of(key: str, default: Any) -> str:
+    """The value kind of a builtin's option: named for the keys that need it, else read from the default."""
     if key in _KINDS:
         return _KINDS[key]
     if isinstance(default, bool):
         return "bool"
     if key == "eps" and isinstance(default, tuple):
         return "(number?,number)"
-    return "number"
+    if isinstance(default, tuple):
+        return "(" + ",".join("number?" if v is None else "number" for v in default) + ")"
+    if isinstance(default, str):
+        return "str?"
+    return "any" if default is None else "number"
 
 
-_ADAM_FLAGS = ("foreach", "maximize", "capturable", "differentiable")
-OPTIMIZERS: dict[str, OptimizerInfo] = {o.name: o for o in (
-    OptimizerInfo("sgd", "torch.optim.SGD", "Stochastic gradient descent, optionally with momentum.",
-                  _options(("lr", 1e-3), ("momentum", 0), ("dampening", 0), ("weight_decay", 0),
-                           ("nesterov", False), ("fused", None),
-                           flags=("maximize", "foreach", "differentiable"))),
-    OptimizerInfo("adam", "torch.optim.Adam", "Adam (Kingma & Ba); the default optimizer.",
-                  _options(("lr", 1e-3), ("betas", (0.9, 0.999)), ("eps", 1e-8), ("weight_decay", 0),
-                           ("amsgrad", False), ("fused", None), ("decoupled_weight_decay", False),
-                           flags=_ADAM_FLAGS)),
-    OptimizerInfo("adamw", "torch.optim.AdamW", "Adam with decoupled weight decay.",
-                  _options(("lr", 1e-3), ("betas", (0.9, 0.999)), ("eps", 1e-8), ("weight_decay", 1e-2),
-                           ("amsgrad", False), ("fused", None), flags=_ADAM_FLAGS)),
-    OptimizerInfo("rmsprop", "torch.optim.RMSprop", "RMSprop.",
-                  _options(("lr", 1e-2), ("alpha", 0.99), ("eps", 1e-8), ("weight_decay", 0),
-                           ("momentum", 0), ("centered", False), flags=_ADAM_FLAGS)),
-    OptimizerInfo("adagrad", "torch.optim.Adagrad", "Adagrad.",
-                  _options(("lr", 1e-2), ("lr_decay", 0), ("weight_decay", 0),
-                           ("initial_accumulator_value", 0), ("eps", 1e-10), ("fused", None),
-                           flags=("foreach", "maximize", "differentiable")),
-                  fused_unsupported_devices=("cuda",)),
-    OptimizerInfo("adadelta", "torch.optim.Adadelta", "Adadelta.",
-                  _options(("lr", 1.0), ("rho", 0.9), ("eps", 1e-6), ("weight_decay", 0),
-                           flags=_ADAM_FLAGS)),
-    OptimizerInfo("adamax", "torch.optim.Adamax", "Adamax, Adam with the infinity norm.",
-                  _options(("lr", 2e-3), ("betas", (0.9, 0.999)), ("eps", 1e-8), ("weight_decay", 0),
-                           flags=_ADAM_FLAGS)),
-    OptimizerInfo("nadam", "torch.optim.NAdam", "Adam with Nesterov momentum.",
-                  _options(("lr", 2e-3), ("betas", (0.9, 0.999)), ("eps", 1e-8), ("weight_decay", 0),
-                           ("momentum_decay", 4e-3), ("decoupled_weight_decay", False),
-                           flags=_ADAM_FLAGS)),
-    OptimizerInfo("radam", "torch.optim.RAdam", "Rectified Adam.",
-                  _options(("lr", 1e-3), ("betas", (0.9, 0.999)), ("eps", 1e-8), ("weight_decay", 0),
-                           ("decoupled_weight_decay", False), flags=_ADAM_FLAGS)),
-    OptimizerInfo("asgd", "torch.optim.ASGD", "Averaged stochastic gradient descent.",
-                  _options(("lr", 1e-2), ("lambd", 1e-4), ("alpha", 0.75), ("t0", 1e6),
-                           ("weight_decay", 0), flags=_ADAM_FLAGS)),
-    OptimizerInfo("rprop", "torch.optim.Rprop", "Resilient backpropagation.",
-                  _options(("lr", 1e-2), ("etas", (0.5, 1.2)), ("step_sizes", (1e-6, 50)),
-                           flags=_ADAM_FLAGS)),
-    OptimizerInfo("adafactor", "torch.optim.Adafactor", "Adafactor, with factored second moments.",
-                  _options(("lr", 1e-2), ("beta2_decay", -0.8), ("eps", (None, 1e-3)), ("d", 1.0),
-                           ("weight_decay", 0.0), flags=("foreach", "maximize"))),
-    OptimizerInfo("sparse_adam", "torch.optim.SparseAdam", "Adam for sparse gradients (embeddings).",
-                  _options(("lr", 1e-3), ("betas", (0.9, 0.999)), ("eps", 1e-8), flags=("maximize",)),
-                  sparse_gradients=True),
-    OptimizerInfo("lbfgs", "torch.optim.LBFGS", "L-BFGS; needs a closure and takes one param group.",
-                  _options(("lr", 1), ("max_iter", 20), ("max_eval", None), ("tolerance_grad", 1e-7),
-                           ("tolerance_change", 1e-9), ("history_size", 100), ("line_search_fn", None)),
-                  single_group=True),
-    OptimizerInfo("muon", "torch.optim.Muon", "Muon, orthogonalised momentum for 2-D weights only.",
-                  _options(("lr", 1e-3), ("weight_decay", 0.1), ("momentum", 0.95), ("nesterov", True),
-                           ("ns_coefficients", (3.4445, -4.775, 2.0315)), ("eps", 1e-7), ("ns_steps", 5),
-                           ("adjust_lr_fn", None)),
-                  param_ndims=(2,)),
-)}
+@dataclass(frozen=True)
+class _Builtin:
+    """What specopt knows of a builtin beyond its constructor: its class, a summary and its traits."""
+
+    name: str
+    target: str
+    summary: str
+    traits: tuple = ()
+
+
+_BUILTINS = (
+    _Builtin("sgd", "torch.optim.SGD", "Stochastic gradient descent, optionally with momentum."),
+    _Builtin("adam", "torch.optim.Adam", "Adam (Kingma & Ba); the default optimizer."),
+    _Builtin("adamw", "torch.optim.AdamW", "Adam with decoupled weight decay."),
+    _Builtin("rmsprop", "torch.optim.RMSprop", "RMSprop."),
+    _Builtin("adagrad", "torch.optim.Adagrad", "Adagrad.", (("fused_unsupported_devices", ("cuda",)),)),
+    _Builtin("adadelta", "torch.optim.Adadelta", "Adadelta."),
+    _Builtin("adamax", "torch.optim.Adamax", "Adamax, Adam with the infinity norm."),
+    _Builtin("nadam", "torch.optim.NAdam", "Adam with Nesterov momentum."),
+    _Builtin("radam", "torch.optim.RAdam", "Rectified Adam."),
+    _Builtin("asgd", "torch.optim.ASGD", "Averaged stochastic gradient descent."),
+    _Builtin("rprop", "torch.optim.Rprop", "Resilient backpropagation."),
+    _Builtin("adafactor", "torch.optim.Adafactor", "Adafactor, with factored second moments."),
+    _Builtin("sparse_adam", "torch.optim.SparseAdam", "Adam for sparse gradients (embeddings).",
+             (("sparse_gradients", True),)),
+    _Builtin("lbfgs", "torch.optim.LBFGS", "L-BFGS; needs a closure and takes one param group.",
+             (("single_group", True),)),
+    _Builtin("muon", "torch.optim.Muon", "Muon, orthogonalised momentum for 2-D weights only.",
+             (("param_ndims", (2,)),)),
+)
+
+# The oldest torch specopt supports (the requirement in pyproject.toml), and the options and option
+# values of builtins that came later, with the torch that brought them: a spec using one under an older
+# torch gets E418 naming it. tests/test_registry.py checks them against the installed torch.
+OLDEST_TORCH = (2, 9)
+NEWER_OPTIONS: dict[tuple[str, str], tuple[int, int]] = {("lbfgs", "maximize"): (2, 14)}
+NEWER_VALUES: dict[tuple[str, str, Any], tuple[int, int]] = {
+    ("muon", "adjust_lr_fn", "spectral_unclamped"): (2, 14)}
+
+
+def _derive(builtin: _Builtin) -> OptimizerInfo | None:
+    """A builtin's entry from the installed torch's constructor; ``None`` when that torch lacks the class."""
+    if not torchsource.defines(builtin.target):
+        return None
+    defaults = torchsource.constructor_defaults(builtin.target)
+    if defaults is None:  # no plain source to read: ask the class itself
+        defaults = constructor_defaults(load_target(builtin.target))
+    names = sorted(defaults, key=lambda k: k in _FLAGS)  # the hyperparameters, then the flags all share
+    options = tuple(OptionInfo(k, _kind_of(k, defaults[k]), defaults[k], _BOUNDS.get(k, "")) for k in names)
+    return OptimizerInfo(builtin.name, builtin.target, builtin.summary, options, **dict(builtin.traits))
+
+
+class _Table(Mapping):
+    """The builtin optimizers of the installed torch, each entry derived from its constructor on first use."""
+
+    def __init__(self, builtins: tuple[_Builtin, ...]):
+        self._builtins = {b.name: b for b in builtins}
+        self._entries: dict[str, OptimizerInfo | None] = {}
+
+    def __getitem__(self, name: str) -> OptimizerInfo:
+        if name not in self._entries and isinstance(name, str) and name in self._builtins:
+            self._entries[name] = _derive(self._builtins[name])
+        entry = self._entries.get(name) if isinstance(name, str) else None
+        if entry is None:
+            raise KeyError(name)
+        return entry
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([n for n, b in self._builtins.items() if torchsource.defines(b.target)])
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+OPTIMIZERS: Mapping[str, OptimizerInfo] = _Table(_BUILTINS)
+
+
+def newer_torch_needed(optimizer: str, key: str, value: Any = None) -> tuple[int, int] | None:
+    """The torch that brought a builtin's option (with ``value``: that value of it) when this one is older."""
+    if value is None:
+        since = NEWER_OPTIONS.get((optimizer, key))
+    else:
+        since = NEWER_VALUES.get((optimizer, key, value)) if isinstance(value, str) else None
+    installed = torchsource.version_tuple(torchsource.torch_version())
+    return since if since is not None and installed and installed < since else None
+
 
 DEFAULT_OPTIMIZER = "adam"
 

@@ -13,7 +13,8 @@ from typing import Sequence
 
 from ..diagnostics import Diagnostic, did_you_mean
 from .nodes import Option, Relative, show_value
-from ..catalog.registry import OptimizerInfo, check_bounds, check_kind, describe_kind
+from ..catalog import installed_torch
+from ..catalog.registry import OPTIMIZERS, OptimizerInfo, check_bounds, check_kind, describe_kind, newer_torch_needed
 
 # Other spellings users write for an option, and what the option may be called here (first match wins).
 SYNONYMS = {
@@ -91,6 +92,9 @@ def option_hint(key: str, names: Sequence[str], optimizer: str, verb: str = "tak
 
 
 def _check_option(opt: Option, info: OptimizerInfo, group: bool) -> list[Diagnostic]:
+    newer = newer_torch(opt, info)
+    if newer:
+        return [newer]
     spec = info.option(opt.key)
     if spec is None:
         return [unknown_option(opt.key, info, opt.span)]
@@ -106,6 +110,21 @@ def _check_option(opt: Option, info: OptimizerInfo, group: bool) -> list[Diagnos
                            f"{show_value(opt.value)}", value_span)]
     why = check_bounds(spec.bounds, opt.value)
     return [Diagnostic("E207", f"'{opt.key}' {why}, got {show_value(opt.value)}", value_span)] if why else []
+
+
+def newer_torch(opt: Option, info: OptimizerInfo) -> Diagnostic | None:
+    """E418 when a builtin's option (or this value of it) came with a newer torch than the installed one."""
+    if OPTIMIZERS.get(info.name) is not info:  # an extension's options are its own
+        return None
+    if (since := newer_torch_needed(info.name, opt.key)) is not None:
+        what, span = f"'{opt.key}'", opt.span
+    elif isinstance(opt.value, str) and (since := newer_torch_needed(info.name, opt.key, opt.value)):
+        what, span = f'{opt.key}="{opt.value}"', opt.value_span or opt.span
+    else:
+        return None
+    needs = ".".join(str(n) for n in since)
+    return Diagnostic("E418", f"{info.name} takes {what} from torch {needs} on; this torch is "
+                      f"{installed_torch.torch_version()}", span, f"install torch>={needs}, or drop the option")
 
 
 def _check_relative(opt: Option, kind: str, group: bool, value_span) -> list[Diagnostic]:

@@ -31,6 +31,9 @@ and leaves it when it is, so the forward and backward of each micro-batch see
 the right mode. Gradients DDP's reducer does not know (parameters frozen when
 the model was wrapped and unfrozen later) and those of a partial accumulation
 flushed by ``end_epoch()`` are averaged over the ranks by the driver.
+Under FSDP2 (``fully_shard``) the driver finds the sharded modules itself at
+the first micro-batch, and only the backward of the last micro-batch of an
+accumulation reduces the gradients (:class:`~specopt.runtime.sharded_norms.DeferredSync`).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import torch
 
 from .unfreezing import Ramps, Switchboard
 from ..resolve.norm_layers import apply_modes
+from .sharded_norms import DeferredSync
 
 
 class Driver:
@@ -63,6 +67,7 @@ class Driver:
         self.micro = 0
         self.wrapper = None
         self._no_sync = None
+        self._sharded = None  # FSDP2's deferred reduction (sharded.DeferredSync), False without fully_shard
         self._unmanaged: list[torch.Tensor] = []
         self._scale = None
         self.follows_schedule = False
@@ -77,6 +82,10 @@ class Driver:
             loss = loss / self.accumulate
         if self.scaler is not None:
             loss = self.scaler.scale(loss)
+        if self._sharded is None:
+            self._sharded = (DeferredSync.of(self.model) if self.accumulate > 1 else None) or False
+        if self._sharded:
+            self._sharded.before_backward(self.micro + 1 >= self.accumulate)
         loss.backward()
         self.micro += 1
         if self.micro < self.accumulate:
@@ -86,6 +95,8 @@ class Driver:
 
     def _boundary(self, flushing: bool = False) -> bool:
         self.micro = 0
+        if self._sharded:
+            self._sharded.flush()
         self._reduce(flushing)
         stepped = self._step()
         self.after_step(stepped)

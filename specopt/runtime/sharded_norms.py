@@ -1,4 +1,4 @@
-"""Gradient norms over sharded gradients (FSDP2's DTensors): one total, the same on every rank.
+"""Sharded parameters (FSDP2's DTensors): gradient norms equal on every rank, and Muon on whole matrices.
 
 Under ``torch.distributed.fsdp.fully_shard`` every parameter is a DTensor and
 each rank holds a shard of its gradient. ``torch.nn.utils.get_total_norm``
@@ -14,8 +14,16 @@ makes, since every rank steps its optimizer). Gradients on several device
 meshes (FSDP2 next to tensor parallelism) and plain tensors next to DTensors
 are measured apart and combined, as the norm of their norms.
 
-Nothing here imports ``torch.distributed``: a DTensor can exist only once its
-module is imported, and without one the plain torch functions run as before.
+Under DTensor, torch's Muon would orthogonalise each shard's share of a
+matrix product in bfloat16 and add the ranks' rounded parts: the update then
+differs from one process's. :class:`WholeMatrixMuon`, which the build stage
+picks for sharded parameters, gathers each matrix first (docs/distributed.md).
+:class:`DeferredSync` lets the step driver have FSDP2 reduce gradients once
+per accumulation instead of once per micro-batch.
+
+Nothing here imports ``torch.distributed`` on import: a DTensor (or an FSDP2
+module) can exist only once its module is imported, and without one the plain
+torch functions run as before.
 """
 
 from __future__ import annotations
@@ -100,3 +108,124 @@ def fused_unsupported(name: str, params: Sequence[torch.Tensor]) -> str | None:
     if packet is not None and any(getattr(packet, o) in r for o in packet.overloads() for r in rules):
         return None
     return f"DTensor (sharded) parameters with {name}: torch has no sharding rule for its fused kernel"
+
+
+# --- Muon on sharded matrices --------------------------------------------------------------------
+
+def optimizer_class_for(cls: type, params: Sequence[torch.Tensor]) -> type:
+    """The class to build for ``params``: torch's Muon becomes :class:`WholeMatrixMuon` when any is a DTensor.
+
+    Under DTensor, torch's Muon runs its Newton-Schulz iteration on the
+    shards: a product that sums over the sharded dimension adds the ranks'
+    partial products, each already rounded to bfloat16, so the update differs
+    from one process's by a rounding of bfloat16 that the iteration amplifies
+    (up to a fifth of an update's largest element in the tests). Gathering each
+    matrix first makes it the single-process update (docs/distributed.md).
+    """
+    return WholeMatrixMuon if cls is _MUON and any_sharded(params) else cls
+
+
+_MUON = getattr(torch.optim, "Muon", torch.optim.Optimizer)  # torch has Muon from 2.9 on, as specopt needs
+
+
+class WholeMatrixMuon(_MUON):
+    """torch's Muon, whose Newton-Schulz iteration runs on each whole matrix when a parameter is a DTensor.
+
+    Every rank gathers the matrix (one all-gather per sharded parameter and
+    step), orthogonalises it as one process would, keeps its own part, and
+    updates its shard. On plain tensors it computes what torch's Muon does.
+    """
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """torch's ``Muon.step``, one parameter at a time through :func:`_muon_update`."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params, grads, buffers = [], [], []
+            self._init_group(group, params, grads, buffers)
+            for param, grad, buffer in zip(params, grads, buffers):
+                _muon_update(param, grad, buffer, group)
+        return loss
+
+
+def _muon_update(param: torch.Tensor, grad: torch.Tensor, buffer: torch.Tensor, group: dict) -> None:
+    """torch's ``_single_tensor_muon`` for one parameter, orthogonalising the whole matrix of a DTensor."""
+    from torch.optim._muon import _adjust_lr, _zeropower_via_newtonschulz
+
+    if grad.ndim != 2:
+        raise ValueError("Param gradient must be a 2D matrix")
+    momentum, lr = group["momentum"], group["lr"]
+    lr = lr.item() if isinstance(lr, torch.Tensor) else lr
+    buffer.lerp_(grad, 1 - momentum)
+    update = grad.lerp(buffer, momentum) if group["nesterov"] else buffer
+    update = _on_whole(update, lambda m: _zeropower_via_newtonschulz(m, group["ns_coefficients"],
+                                                                      group["ns_steps"], group["eps"]))
+    param.mul_(1 - lr * group["weight_decay"])
+    param.add_(update, alpha=-_adjust_lr(lr, group["adjust_lr_fn"], param.shape))
+
+
+def _on_whole(tensor: torch.Tensor, fn) -> torch.Tensor:
+    """``fn`` of the whole matrix, placed like ``tensor``: gathered from every rank first when it is a DTensor."""
+    dtensor = _dtensor_type()
+    if dtensor is None or not isinstance(tensor, dtensor):
+        return fn(tensor)
+    from torch.distributed.tensor import Replicate
+
+    mesh = tensor.device_mesh
+    whole = dtensor.from_local(fn(tensor.full_tensor()), mesh, [Replicate()] * mesh.ndim, run_check=False)
+    return whole.redistribute(mesh, tensor.placements)  # from Replicate each rank keeps its part: no message
+
+
+# --- FSDP2 gradient accumulation -----------------------------------------------------------------
+
+class DeferredSync:
+    """FSDP2's gradient reduction held back to the last micro-batch of an accumulation.
+
+    ``fully_shard`` reduce-scatters every gradient at the end of each
+    backward. With ``set_requires_gradient_sync(False)`` it instead keeps the
+    unsharded gradients on each rank and adds the next micro-batch's into
+    them, and the backward that syncs again reduces the sum: one reduction per
+    optimizer step instead of one per micro-batch (the cost: an unsharded
+    gradient held per parameter between them). A partial accumulation flushed
+    at the end of an epoch had no backward that synced; :meth:`flush` then
+    runs what FSDP2 runs after every backward for the module groups whose own
+    hook did not fire, which reduces what they hold.
+    """
+
+    def __init__(self, roots: list):
+        self.roots = roots
+        self.syncing = True
+        self.pending = False
+
+    @classmethod
+    def of(cls, model) -> "DeferredSync | None":
+        """For the outermost ``fully_shard`` modules in ``model``; ``None`` when there are none (or torch's
+        FSDP2 lacks what :meth:`flush` needs, when every micro-batch keeps reducing)."""
+        fsdp = getattr(sys.modules.get("torch.distributed.fsdp"), "FSDPModule", None)
+        if fsdp is None:
+            return None
+        names = [n for n, m in model.named_modules() if isinstance(m, fsdp)]
+        roots = [model.get_submodule(n) for n in names  # those inside no other
+                 if not any(o != n and (o == "" or n.startswith(o + ".")) for o in names)]
+        flushable = all(hasattr(r._get_fsdp_state(), "_root_post_backward_final_callback") for r in roots)
+        return cls(roots) if roots and flushable else None
+
+    def before_backward(self, last: bool) -> None:
+        """Reduce in the coming backward only when it is the last of its accumulation."""
+        if last != self.syncing:
+            for root in self.roots:
+                root.set_requires_gradient_sync(last)
+            self.syncing = last
+        self.pending = not last
+
+    def flush(self) -> None:
+        """Reduce the gradients micro-batches left unreduced (a no-op when the last backward synced)."""
+        if not self.pending:
+            return
+        self.before_backward(True)
+        self.pending = False
+        for root in self.roots:
+            root._get_fsdp_state()._root_post_backward_final_callback()
