@@ -232,12 +232,17 @@ def run_command(command: str) -> str:
     return out.getvalue()
 
 
+_GLOO_HEAD = re.compile(r"\[Gloo\] Rank ")
+_GLOO_TAIL = re.compile(r"\d+ is connected to \d+ peer ranks\. Expected number of connected peer ranks is : \d+\n")
+
+
 def _child(argv: list[str]) -> str:
     """What a command run in a process of its own prints, in the working directory and with this checkout.
 
     The page shows what the script prints; torchrun and gloo log in words that change between torch versions
-    (torch 2.9's gloo prints "[Gloo] Rank 1 is connected to 1 peer ranks" to stdout), so those lines are left
-    out, and stderr is shown only when the command printed nothing, where the comparison with the page shows it. A rank that gloo aborts while the
+    (torch 2.9's gloo prints "[Gloo] Rank 1 is connected to 1 peer ranks" to stdout, from every rank at once, so
+    two ranks' lines can interleave), so those words are left out, and stderr is shown only when the command
+    printed nothing, where the comparison with the page shows it. A rank that gloo aborts while the
     process exits, after the script printed and its collectives are done (seen now and then on a loaded
     machine, on torch 2.9 and 2.13 alike), leaves what the page shows as it is.
     """
@@ -245,7 +250,7 @@ def _child(argv: list[str]) -> str:
 
     env = dict(child_env([Path.cwd()]), OMP_NUM_THREADS="1")  # torchrun warns when it has to set it
     done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
-    printed = "".join(line for line in done.stdout.splitlines(keepends=True) if not line.startswith("[Gloo] "))
+    printed = _GLOO_TAIL.sub("", _GLOO_HEAD.sub("", done.stdout))
     return printed if done.returncode == 0 or printed.strip() else printed + done.stderr
 
 
