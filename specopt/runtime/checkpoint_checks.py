@@ -35,7 +35,7 @@ import torch
 from ..diagnostics import Diagnostic
 from ..report.spec_changes import saved_under_another_spec
 from .training_state import STATE_FORMAT as TRAINING_FORMAT
-from .training_state import _check_fired
+from .training_state import check_fired
 from .scheduler import STATE_FORMAT as SCHEDULE_FORMAT
 from .state_probe import state_problems
 
@@ -206,7 +206,7 @@ def _valid_fired(fired: Any) -> bool:
 def _fired_diagnostics(fired: list, resolution) -> list[Diagnostic]:
     """E501 when the checkpoint says a statement fired that this spec does not have (the loader's own check)."""
     try:
-        _check_fired(fired, resolution)
+        check_fired(fired, resolution)
     except ValueError as exc:
         return [Diagnostic("E501", f"the checkpoint's training state does not fit this spec: {exc}", None,
                            "resume with the spec the checkpoint was saved with")]

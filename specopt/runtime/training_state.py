@@ -53,7 +53,7 @@ def load_training_state(driver, state: dict[str, Any], resolution,
     if state.get("format") != STATE_FORMAT:
         raise ValueError(f"not a specopt training state (format {state.get('format')!r})")
     if not changed:
-        _check_fired(state["fired"], resolution)
+        check_fired(state["fired"], resolution)
     driver.steps, driver.epochs, driver.micro = int(state["steps"]), int(state["epochs"]), int(state["micro"])
     tensors = _trained(driver)
     report: tuple[dict[str, bool], list[str]] = ({}, [])
@@ -82,7 +82,8 @@ def _trained(driver) -> dict[str, Any]:
     return {n: p for g in driver.optimizer.param_groups for n, p in zip(g["param_names"], g["params"])}
 
 
-def _check_fired(fired: list, resolution) -> None:
+def check_fired(fired: list, resolution) -> None:
+    """Raise ``ValueError`` when a checkpoint says a timed statement fired that this spec does not have."""
     statements = resolution.plan.statements
     for index, kind in fired:
         if index >= len(statements) or statements[index].kind != kind or not getattr(statements[index], "timed", 0):
